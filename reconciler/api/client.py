@@ -1,0 +1,313 @@
+"""The async client of Gcore's inference deployments and tasks API.
+
+One `httpx.AsyncClient` for the whole run (connection reuse matters when a hundred deployments are
+polled together). Every request goes through `_request`, which classifies failures into the
+`reconciler.errors` tree and retries what is safe to retry:
+
+- idempotent requests (GET) on transport errors, 429 and 5xx;
+- mutating requests (POST, PATCH, DELETE) only when the server provably did nothing: a 429 (the
+  request was refused before it was handled) or a connect error (it never left). A 5xx or a lost
+  answer may hide a change that happened, so it is raised for the caller to check (DESIGN.md §5).
+
+Backoff is capped exponential with jitter; a `Retry-After` (or `retry-after-ms`) hint is honoured
+when it is sane. The sleep function is injectable so tests run on fake time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from .. import __version__
+from ..config import ApiSettings
+from ..errors import (
+    ApiError,
+    ApiStatusError,
+    ApiTransportError,
+    RateLimitedError,
+    status_error_class,
+)
+from .models import Deployment, Flavor, Task, TaskState
+
+log = logging.getLogger("reconciler.api")
+
+M = TypeVar("M", bound=BaseModel)
+Sleep = Callable[[float], Awaitable[None]]
+NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to retry. `attempts` counts the first try."""
+
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    jitter: float = 0.25  # each delay is shortened by up to this fraction, at random
+    max_retry_after: float = 60.0  # a longer server hint is ignored in favour of our backoff
+
+    def delay(self, retry: int, hint: float | None, rng: random.Random) -> float:
+        if hint is not None and 0 <= hint <= self.max_retry_after:
+            return hint
+        backoff = min(self.base_delay * 2**retry, self.max_delay)
+        return backoff * (1 - self.jitter * rng.random())
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    ms = response.headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _status_error(method: str, path: str, response: httpx.Response) -> ApiStatusError:
+    body: Any
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    fields: dict[str, Any] = {}
+    if isinstance(body, dict):
+        fields = {
+            "exception_class": body.get("exception_class"),
+            "detail": body.get("message") or body.get("detail"),
+            "request_id": body.get("request_id"),
+            "invalid_fields": body.get("invalid_fields")
+            if isinstance(body.get("invalid_fields"), dict)
+            else None,
+        }
+    elif response.text:
+        fields = {"detail": response.text.strip()[:200]}
+    fields.setdefault("request_id", None)
+    fields["request_id"] = fields["request_id"] or response.headers.get("x-request-id")
+    cls = status_error_class(response.status_code)
+    common = {"method": method, "path": path, "status_code": response.status_code, **fields}
+    if cls is RateLimitedError:
+        return RateLimitedError(retry_after=_retry_after(response), **common)
+    return cls(**common)
+
+
+class ApiClient:
+    """Async client for `/cloud/v3/inference/{project_id}/deployments` and `/cloud/v1/tasks`.
+
+    Use as an async context manager. `requests` counts the HTTP requests sent, by method and
+    status (status 0 for transport errors), for metrics and benchmarks.
+    """
+
+    def __init__(
+        self,
+        settings: ApiSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: httpx.Timeout | None = None,
+        sleep: Sleep = asyncio.sleep,
+        page_size: int = 1000,
+        max_connections: int = 64,
+        seed: int | None = None,
+    ) -> None:
+        key = settings.require_key()
+        self.base_url = settings.base_url
+        self.retry = retry or RetryPolicy()
+        self.page_size = page_size
+        self.requests: Counter[tuple[str, int]] = Counter()
+        self._sleep = sleep
+        self._rng = random.Random(seed)
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url,
+            headers={
+                "Authorization": f"APIKey {key.reveal()}",
+                "User-Agent": f"reconciler/{__version__}",
+                "Accept": "application/json",
+            },
+            timeout=timeout or httpx.Timeout(30.0, connect=5.0),
+            transport=transport,
+            limits=httpx.Limits(max_connections=max_connections),
+        )
+
+    def __repr__(self) -> str:
+        return f"ApiClient(base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- the one request path --------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        idempotent = method in ("GET", "HEAD")
+        attempts = max(1, self.retry.attempts)
+        for attempt in range(attempts):
+            started = time.monotonic()
+            error: ApiError
+            try:
+                response = await self._http.request(method, path, params=params, json=json)
+            except httpx.TransportError as exc:
+                self.requests[(method, 0)] += 1
+                never_sent = isinstance(exc, NEVER_SENT)
+                error = ApiTransportError(
+                    f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+                    method=method,
+                    path=path,
+                    maybe_applied=not idempotent and not never_sent,
+                )
+                resendable = idempotent or never_sent
+            else:
+                self.requests[(method, response.status_code)] += 1
+                log.debug(
+                    "%s %s -> %s in %.0f ms",
+                    method,
+                    path,
+                    response.status_code,
+                    (time.monotonic() - started) * 1000,
+                )
+                if response.is_success:
+                    return response
+                error = _status_error(method, path, response)
+                resendable = idempotent or isinstance(error, RateLimitedError)
+            if not (error.temporary and resendable) or attempt == attempts - 1:
+                raise error
+            hint = error.retry_after if isinstance(error, RateLimitedError) else None
+            delay = self.retry.delay(attempt, hint, self._rng)
+            log.info(
+                "retrying %s %s in %.2fs (attempt %d of %d): %s",
+                method, path, delay, attempt + 2, attempts, error,
+            )
+            await self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _get_model(self, path: str, model: type[M]) -> M:
+        response = await self._request("GET", path)
+        return self._parse(model, response.json(), path)
+
+    @staticmethod
+    def _parse(model: type[M], data: Any, path: str) -> M:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise ApiError(
+                f"GET {path}: unexpected answer from the API: {exc.errors()[0]['msg']} "
+                f"at {'.'.join(map(str, exc.errors()[0]['loc']))}",
+                method="GET",
+                path=path,
+            ) from None
+
+    async def _paginate(
+        self, path: str, model: type[M], params: Sequence[tuple[str, Any]] = ()
+    ) -> list[M]:
+        """Every item of a `{count, results}` listing, whatever page size the server imposes."""
+        items: list[M] = []
+        offset = 0
+        while True:
+            query = [*params, ("limit", self.page_size), ("offset", offset)]
+            page = (await self._request("GET", path, params=query)).json()
+            results = page.get("results") or []
+            items.extend(self._parse(model, r, path) for r in results)
+            offset += len(results)
+            if not results or offset >= int(page.get("count", 0)):
+                return items
+
+    @staticmethod
+    def _tasks(response: httpx.Response) -> list[str]:
+        if not response.content:
+            return []
+        return [str(t) for t in (response.json().get("tasks") or [])]
+
+    # -- deployments -----------------------------------------------------------------------
+
+    @staticmethod
+    def deployments_path(project_id: int, name: str | None = None) -> str:
+        path = f"/cloud/v3/inference/{int(project_id)}/deployments"
+        return path if name is None else f"{path}/{quote(name, safe='')}"
+
+    async def list_deployments(self, project_id: int) -> list[Deployment]:
+        return await self._paginate(self.deployments_path(project_id), Deployment)
+
+    async def get_deployment(self, project_id: int, name: str) -> Deployment:
+        return await self._get_model(self.deployments_path(project_id, name), Deployment)
+
+    async def create_deployment(self, project_id: int, body: Mapping[str, Any]) -> list[str]:
+        """POST a create body (with `name`); returns the task IDs. Never retried blindly."""
+        response = await self._request("POST", self.deployments_path(project_id), json=body)
+        return self._tasks(response)
+
+    async def update_deployment(
+        self, project_id: int, name: str, changes: Mapping[str, Any]
+    ) -> list[str]:
+        """PATCH only the fields in `changes`; returns the task IDs."""
+        path = self.deployments_path(project_id, name)
+        return self._tasks(await self._request("PATCH", path, json=changes))
+
+    async def delete_deployment(self, project_id: int, name: str) -> list[str]:
+        path = self.deployments_path(project_id, name)
+        return self._tasks(await self._request("DELETE", path))
+
+    async def start_deployment(self, project_id: int, name: str) -> None:
+        await self._request("POST", self.deployments_path(project_id, name) + "/start")
+
+    async def stop_deployment(self, project_id: int, name: str) -> None:
+        await self._request("POST", self.deployments_path(project_id, name) + "/stop")
+
+    # -- tasks and flavors -----------------------------------------------------------------
+
+    async def get_task(self, task_id: str) -> Task:
+        return await self._get_model(f"/cloud/v1/tasks/{quote(task_id, safe='')}", Task)
+
+    async def list_tasks(
+        self,
+        *,
+        project_ids: Iterable[int] = (),
+        states: Iterable[TaskState | str] = (),
+        task_type: str | None = None,
+        from_timestamp: str | None = None,
+    ) -> list[Task]:
+        """Tasks matching every filter given (several projects or states: any of them)."""
+        params: list[tuple[str, Any]] = [("project_id", int(p)) for p in project_ids]
+        params += [("state", str(s)) for s in states]
+        if task_type:
+            params.append(("task_type", task_type))
+        if from_timestamp:
+            params.append(("from_timestamp", from_timestamp))
+        return await self._paginate("/cloud/v1/tasks", Task, params)
+
+    async def list_flavors(self) -> list[Flavor]:
+        return await self._paginate("/cloud/v3/inference/flavors", Flavor)

@@ -1,0 +1,130 @@
+"""Typed views of the API's answers (the response shape, API.md).
+
+Tolerant on purpose: `extra="allow"` keeps fields this version does not know (they survive in
+`model_extra` and `model_dump()`), and everything the API may leave out has a default. The
+request shape (what a manifest holds) is a different thing and lives in `reconciler.spec`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class TaskState(StrEnum):
+    NEW = "NEW"
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    ERROR = "ERROR"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (TaskState.FINISHED, TaskState.ERROR)
+
+    @property
+    def succeeded(self) -> bool:
+        return self is TaskState.FINISHED
+
+
+class DeploymentStatus(StrEnum):
+    DEPLOYING = "DEPLOYING"
+    PARTIALLYDEPLOYED = "PARTIALLYDEPLOYED"
+    ACTIVE = "ACTIVE"
+    PENDING = "PENDING"
+    DISABLED = "DISABLED"
+    DELETING = "DELETING"
+
+
+class DeployStatus(_Answer):
+    ready: int = 0
+    total: int = 0
+
+
+class ScaleView(_Answer):
+    min: int
+    max: int
+    cooldown_period: int | None = None
+    polling_interval: int | None = None
+    triggers: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
+
+
+class ContainerView(_Answer):
+    region_id: int
+    scale: ScaleView
+    address: str | None = None
+    deploy_status: DeployStatus = Field(default_factory=DeployStatus)
+    error_message: str | None = None
+
+
+class ObjectReference(_Answer):
+    kind: str
+    name: str
+
+
+class Deployment(_Answer):
+    """One deployment as the API reports it."""
+
+    name: str
+    project_id: int | None = None
+    image: str
+    listening_port: int
+    flavor_name: str
+    containers: list[ContainerView]
+    status: DeploymentStatus | str
+    address: str | None = None
+    created_at: str | None = None
+    command: str | None = None  # one space-joined string in answers
+    credentials_name: str = ""
+    description: str = ""
+    envs: dict[str, str] | None = None
+    ingress_opts: dict[str, Any] | None = None
+    logging: dict[str, Any] | None = None
+    probes: dict[str, Any] | None = None
+    timeout: int | None = None
+    api_keys: list[str] | None = None
+    auth_enabled: bool = False
+    object_references: list[ObjectReference] = Field(default_factory=list)
+
+    @property
+    def container_errors(self) -> list[str]:
+        return [
+            f"region {c.region_id}: {c.error_message}" for c in self.containers if c.error_message
+        ]
+
+
+class CreatedResources(_Answer):
+    inference_instances: list[str] | None = None
+
+
+class Task(_Answer):
+    """One task of `/cloud/v1/tasks`."""
+
+    id: str
+    state: TaskState
+    task_type: str = ""
+    error: str | None = None
+    project_id: int | None = None
+    region_id: int | None = None
+    request_id: str | None = None
+    created_on: str | None = None
+    updated_on: str | None = None
+    finished_on: str | None = None
+    created_resources: CreatedResources | None = None
+
+
+class Flavor(_Answer):
+    name: str
+    cpu: float | None = None
+    memory: float | None = None
+    gpu: int | None = None
+    gpu_model: str | None = None
+    gpu_memory: float | None = None
+    gpu_compute_capability: str | None = None
+    is_gpu_shared: bool | None = None
+    description: str | None = None
