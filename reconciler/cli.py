@@ -56,12 +56,15 @@ def _add_simulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     f.add_argument("--rate-limit-rate", type=_fraction, default=0.0, help="fraction answered 429")
     f.add_argument("--retry-after", type=_seconds, default=1.0, help="Retry-After of a 429")
     f.add_argument(
-        "--lost-response-rate", type=_fraction, default=0.0,
+        "--lost-response-rate",
+        type=_fraction,
+        default=0.0,
         help="fraction of mutating requests that take effect, then drop the connection",
     )
     f.add_argument("--task-error-image", metavar="REGEX", help="tasks for these images fail")
     f.add_argument(
-        "--stuck-image", metavar="REGEX",
+        "--stuck-image",
+        metavar="REGEX",
         help="deployments of these images stay PARTIALLYDEPLOYED with a container error",
     )
     p.set_defaults(func=_cmd_simulator)
@@ -73,8 +76,10 @@ def _cmd_simulator(args: argparse.Namespace) -> int:
         page_cap=args.page_cap,
         state_file=args.state_file,
         timings=Timings(
-            task_queue=args.task_queue, task_run=args.task_run,
-            rollout=args.rollout, delete=args.delete,
+            task_queue=args.task_queue,
+            task_run=args.task_run,
+            rollout=args.rollout,
+            delete=args.delete,
         ),
         faults=Faults(
             seed=args.seed,

@@ -61,7 +61,7 @@ class RetryPolicy:
     def delay(self, retry: int, hint: float | None, rng: random.Random) -> float:
         if hint is not None and 0 <= hint <= self.max_retry_after:
             return hint
-        backoff = min(self.base_delay * 2**retry, self.max_delay)
+        backoff: float = min(self.base_delay * 2**retry, self.max_delay)
         return backoff * (1 - self.jitter * rng.random())
 
 
@@ -171,7 +171,7 @@ class ApiClient:
         method: str,
         path: str,
         *,
-        params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+        params: list[tuple[str, str | int]] | None = None,
         json: Any = None,
     ) -> httpx.Response:
         idempotent = method in ("GET", "HEAD")
@@ -180,7 +180,9 @@ class ApiClient:
             started = time.monotonic()
             error: ApiError
             try:
-                response = await self._http.request(method, path, params=params, json=json)
+                response = await self._http.request(
+                    method, path, params=list(params or []), json=json
+                )
             except httpx.TransportError as exc:
                 self.requests[(method, 0)] += 1
                 never_sent = isinstance(exc, NEVER_SENT)
@@ -210,7 +212,12 @@ class ApiClient:
             delay = self.retry.delay(attempt, hint, self._rng)
             log.info(
                 "retrying %s %s in %.2fs (attempt %d of %d): %s",
-                method, path, delay, attempt + 2, attempts, error,
+                method,
+                path,
+                delay,
+                attempt + 2,
+                attempts,
+                error,
             )
             await self._sleep(delay)
         raise AssertionError("unreachable")
@@ -232,13 +239,17 @@ class ApiClient:
             ) from None
 
     async def _paginate(
-        self, path: str, model: type[M], params: Sequence[tuple[str, Any]] = ()
+        self, path: str, model: type[M], params: Sequence[tuple[str, str | int]] = ()
     ) -> list[M]:
         """Every item of a `{count, results}` listing, whatever page size the server imposes."""
         items: list[M] = []
         offset = 0
         while True:
-            query = [*params, ("limit", self.page_size), ("offset", offset)]
+            query: list[tuple[str, str | int]] = [
+                *params,
+                ("limit", self.page_size),
+                ("offset", offset),
+            ]
             page = (await self._request("GET", path, params=query)).json()
             results = page.get("results") or []
             items.extend(self._parse(model, r, path) for r in results)
@@ -301,7 +312,7 @@ class ApiClient:
         from_timestamp: str | None = None,
     ) -> list[Task]:
         """Tasks matching every filter given (several projects or states: any of them)."""
-        params: list[tuple[str, Any]] = [("project_id", int(p)) for p in project_ids]
+        params: list[tuple[str, str | int]] = [("project_id", int(p)) for p in project_ids]
         params += [("state", str(s)) for s in states]
         if task_type:
             params.append(("task_type", task_type))

@@ -122,7 +122,9 @@ class Simulator:
                 "Retry-After": str(max(0, round(seconds))),
                 "retry-after-ms": str(int(seconds * 1000)),
             }
-            return _error(429, "TooManyRequests", "Rate limit exceeded", request_id, headers=headers)
+            return _error(
+                429, "TooManyRequests", "Rate limit exceeded", request_id, headers=headers
+            )
         try:
             with self.cloud.lock:
                 self.cloud.settle()
@@ -175,7 +177,9 @@ class Simulator:
 async def _no_route(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 404)
     text = "Method not allowed" if status == 405 else f"No such endpoint: {request.url.path}"
-    return _error(status, "NotFoundError" if status == 404 else "MethodNotAllowed", text, str(uuid.uuid4()))
+    return _error(
+        status, "NotFoundError" if status == 404 else "MethodNotAllowed", text, str(uuid.uuid4())
+    )
 
 
 # -- handlers ----------------------------------------------------------------------------------
@@ -206,7 +210,9 @@ async def _json_body(request: Request) -> Any:
     try:
         return json.loads(await request.body() or b"null")
     except ValueError:
-        raise BodyInvalid("Request body is not valid JSON", {"__root__": ["invalid JSON"]}) from None
+        raise BodyInvalid(
+            "Request body is not valid JSON", {"__root__": ["invalid JSON"]}
+        ) from None
 
 
 def _tasks_answer(task: Task) -> Response:
@@ -219,7 +225,7 @@ def _key(request: Request) -> tuple[int, str]:
 
 async def _list_deployments(request: Request, cloud: Cloud) -> Response:
     project_id = request.path_params["project_id"]
-    views = [cloud.view(d) for d in cloud.list(project_id)]
+    views = [cloud.view(d) for d in cloud.in_project(project_id)]
     return JSONResponse(_page(request, views, cloud.config.page_cap))
 
 
@@ -271,7 +277,9 @@ def _timestamp(request: Request, key: str) -> float | None:
     try:
         return parse_iso(raw)
     except ValueError:
-        raise BodyInvalid(f"{key} must be an ISO 8601 timestamp", {key: ["invalid timestamp"]}) from None
+        raise BodyInvalid(
+            f"{key} must be an ISO 8601 timestamp", {key: ["invalid timestamp"]}
+        ) from None
 
 
 async def _list_tasks(request: Request, cloud: Cloud) -> Response:
@@ -279,7 +287,9 @@ async def _list_tasks(request: Request, cloud: Cloud) -> Response:
     try:
         project_ids = {int(v) for v in q.getlist("project_id")}
     except ValueError:
-        raise BodyInvalid("project_id must be an integer", {"project_id": ["must be an integer"]}) from None
+        raise BodyInvalid(
+            "project_id must be an integer", {"project_id": ["must be an integer"]}
+        ) from None
     states = set(q.getlist("state"))
     bad = states - {"NEW", "RUNNING", "FINISHED", "ERROR"}
     if bad:

@@ -101,7 +101,9 @@ class Task:
             "region_id": None,
             "request_id": self.request_id,
             "created_on": iso(self.created),
-            "updated_on": iso(min(now, self.ends) if done else max(self.created, min(now, self.starts))),
+            "updated_on": iso(
+                min(now, self.ends) if done else max(self.created, min(now, self.starts))
+            ),
             "finished_on": iso(self.ends) if done else None,
             "error": self.error if state == "ERROR" else None,
             "created_resources": created,
@@ -170,7 +172,9 @@ class Cloud:
         if changed:
             self.save()
 
-    def _new_task(self, kind: str, project_id: int, name: str, request_id: str, error: str | None) -> Task:
+    def _new_task(
+        self, kind: str, project_id: int, name: str, request_id: str, error: str | None
+    ) -> Task:
         now = self.clock()
         timings = self.config.timings
         run = timings.delete if kind == "delete" else timings.task_run
@@ -249,7 +253,7 @@ class Cloud:
             raise CloudError(404, "NotFoundError", f"Inference deployment {name!r} not found")
         return dep
 
-    def list(self, project_id: int) -> list[Deployment]:
+    def in_project(self, project_id: int) -> list[Deployment]:
         deps = [d for (p, _), d in self.deployments.items() if p == project_id]
         return sorted(deps, key=lambda d: (d.created, d.name))
 
@@ -257,7 +261,9 @@ class Cloud:
         name = spec.pop("name")
         if (project_id, name) in self.deployments:
             raise CloudError(409, "ConflictError", f"Inference deployment {name!r} already exists")
-        task = self._new_task("create", project_id, name, request_id, self._image_error(spec["image"]))
+        task = self._new_task(
+            "create", project_id, name, request_id, self._image_error(spec["image"])
+        )
         self.deployments[(project_id, name)] = Deployment(
             project_id=project_id,
             name=name,
@@ -272,7 +278,9 @@ class Cloud:
     def _mutable(self, project_id: int, name: str) -> Deployment:
         dep = self.get(project_id, name)
         if dep.deleting:
-            raise CloudError(409, "ConflictError", f"Inference deployment {name!r} is being deleted")
+            raise CloudError(
+                409, "ConflictError", f"Inference deployment {name!r} is being deleted"
+            )
         return dep
 
     def update(self, project_id: int, name: str, changes: dict[str, Any], request_id: str) -> Task:
@@ -288,7 +296,9 @@ class Cloud:
             spec.pop("auth_enabled", None)
         if "auth_enabled" in changes:
             spec.pop("api_keys", None)
-        task = self._new_task("update", project_id, name, request_id, self._image_error(spec["image"]))
+        task = self._new_task(
+            "update", project_id, name, request_id, self._image_error(spec["image"])
+        )
         dep.spec = spec
         dep.previous_spec = previous
         dep.task_id = task.id

@@ -37,7 +37,9 @@ class BackgroundServer:
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True,
+            target=self._server.run,
+            kwargs={"sockets": [self._sock]},
+            daemon=True,
             name="simulator",
         )
 

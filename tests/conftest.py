@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from reconciler.simulator import BackgroundServer, Cloud, Simulator, SimulatorConfig
+
+API_KEY = "test-key-0123456789"
+FLAVOR = "inference-16vcpu-232gib-1xh100-80gb"
+
+
+class ManualClock:
+    """A clock that moves only when told: the simulator's lifecycle under test control."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds
+
+
+def make_simulator(clock: ManualClock | None = None, **config: Any) -> Simulator:
+    config.setdefault("api_key", API_KEY)
+    cfg = SimulatorConfig(**config)
+    return Simulator(cfg, Cloud(cfg, clock=clock) if clock else None)
+
+
+def seed_body(name: str = "my-instance", **overrides: Any) -> dict[str, Any]:
+    """The create body of Gcore's API page example."""
+    body: dict[str, Any] = {
+        "name": name,
+        "image": "nginx:latest",
+        "listening_port": 80,
+        "flavor_name": FLAVOR,
+        "containers": [
+            {
+                "region_id": 1,
+                "scale": {
+                    "min": 1,
+                    "max": 3,
+                    "cooldown_period": 60,
+                    "triggers": {"cpu": {"threshold": 80}, "memory": {"threshold": 70}},
+                },
+            }
+        ],
+        "command": ["nginx", "-g", "daemon off;"],
+        "description": "My first instance",
+        "envs": {"DEBUG_MODE": "False", "KEY": "12345"},
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def simulator(clock: ManualClock) -> Simulator:
+    return make_simulator(clock)
+
+
+@pytest.fixture
+def server(simulator: Simulator) -> Iterator[BackgroundServer]:
+    with BackgroundServer(simulator) as srv:
+        yield srv
