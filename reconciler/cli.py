@@ -7,17 +7,25 @@ line on stderr, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import TextIO
 
-from . import __version__
+from . import __version__, engine
 from .config import ApiSettings
+from .engine import Target
 from .errors import ReconcilerError
-from .manifests import load_manifests
+from .manifests import ManifestErrors, load_manifests
+from .plan import Plan, PlanOptions
+from .render import render
 from .simulator import Faults, Simulator, SimulatorConfig, Timings, serve
 from .spec import json_schema
+from .state import SqliteStateStore
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -155,6 +163,110 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _selector(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key, value
+
+
+def _add_target_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--state",
+        metavar="PATH",
+        help="state file (default: $RECONCILER_STATE, else .reconciler/state.db)",
+    )
+    p.add_argument(
+        "--simulate",
+        action="store_true",
+        help="use the embedded simulator (kept beside the state file); needs no API key",
+    )
+
+
+def _add_planning_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prune", action="store_true", help="delete owned deployments with no manifest")
+    p.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="allow --prune to delete everything when no manifest is found",
+    )
+    p.add_argument(
+        "--selector",
+        type=_selector,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only deployments with this label (repeat to require several)",
+    )
+    p.add_argument(
+        "--no-adopt",
+        action="store_true",
+        help="fail instead of taking over a live deployment that has a manifest but no record",
+    )
+
+
+def _options(args: argparse.Namespace) -> PlanOptions:
+    return PlanOptions(
+        prune=args.prune,
+        allow_empty=args.allow_empty,
+        adopt=not args.no_adopt,
+        selector=MappingProxyType(dict(args.selector)),
+    )
+
+
+def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="show what apply would do (a dry run)",
+        description="Compare manifests with what was applied and what the API reports, and "
+        "show the actions that would make them agree. Changes nothing.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    p.add_argument("--out", metavar="FILE", help="also save the plan as JSON, for apply --plan")
+    p.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 when there are no changes, 2 when there are, 1 on error",
+    )
+    _add_planning_flags(p)
+    _add_target_flags(p)
+    p.set_defaults(func=_cmd_plan)
+
+
+def _use_color(stream: TextIO) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def _write_atomic(path: str, text: str) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(target)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    target = Target.from_env(state=args.state, simulate=args.simulate)
+    desired = engine.load(args.paths, target)
+    options = _options(args)
+
+    async def run() -> Plan:
+        store = SqliteStateStore(target.state_path)
+        try:
+            async with engine.connect(target) as api:
+                plan, _ = await engine.plan_against(desired, store, api, options)
+                return plan
+        finally:
+            store.close()
+
+    plan = asyncio.run(run())
+    sys.stdout.write(render(plan, args.format, color=_use_color(sys.stdout)))
+    if args.out:
+        _write_atomic(args.out, render(plan, "json"))
+    return 2 if args.detailed_exitcode and plan.has_changes else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reconciler",
@@ -163,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"reconciler {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_validate(sub)
+    _add_plan(sub)
     _add_schema(sub)
     _add_simulator(sub)
     return parser
@@ -177,6 +290,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         return func(args)
+    except ManifestErrors as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        count = len(exc.errors)
+        print(f"{count} manifest error{'s' if count != 1 else ''}; nothing done", file=sys.stderr)
+        return 1
     except ReconcilerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from .spec import DeploymentSpec
 
@@ -65,3 +66,74 @@ class DesiredState:
 
     def by_key(self) -> dict[DeploymentKey, DesiredDeployment]:
         return {d.key: d for d in self.deployments}
+
+
+RESPONSE_ONLY_FIELDS = frozenset(
+    {"name", "project_id", "status", "address", "created_at", "object_references"}
+)
+CONTAINER_RUNTIME_FIELDS = frozenset({"address", "deploy_status", "error_message"})
+
+
+@dataclass(frozen=True)
+class ContainerStatus:
+    region_id: int
+    ready: int
+    total: int
+    error_message: str | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class LiveDeployment:
+    """A deployment as the API reports it, split into its spec view and its runtime status.
+
+    `spec_view` is the answer without the response-only fields (status, addresses, ...): still in
+    the API's response shape (command as one string, server defaults filled in); the diff knows
+    how that shape relates to a manifest's.
+    """
+
+    key: DeploymentKey
+    spec_view: Mapping[str, Any] = field(repr=False)
+    status: str
+    containers_status: tuple[ContainerStatus, ...]
+    raw: Mapping[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_answer(cls, project_id: int, answer: Mapping[str, Any]) -> LiveDeployment:
+        view = {k: v for k, v in answer.items() if k not in RESPONSE_ONLY_FIELDS}
+        containers = answer.get("containers") or []
+        view["containers"] = [
+            {k: v for k, v in c.items() if k not in CONTAINER_RUNTIME_FIELDS} for c in containers
+        ]
+        statuses = tuple(
+            ContainerStatus(
+                region_id=c["region_id"],
+                ready=(c.get("deploy_status") or {}).get("ready", 0),
+                total=(c.get("deploy_status") or {}).get("total", 0),
+                error_message=c.get("error_message"),
+                address=c.get("address"),
+            )
+            for c in containers
+        )
+        return cls(
+            key=DeploymentKey(project_id, str(answer["name"])),
+            spec_view=MappingProxyType(view),
+            status=str(answer.get("status", "")),
+            containers_status=statuses,
+            raw=MappingProxyType(dict(answer)),
+        )
+
+
+@dataclass(frozen=True)
+class Record:
+    """A deployment this reconciler owns, as it last applied it."""
+
+    key: DeploymentKey
+    last_applied: Mapping[str, Any]  # request shape; sensitive leaves are salted hashes
+    applied_at: float
+    outcome: str
+    message: str = ""
+    revision: str | None = None
+    sensitive_paths: frozenset[SpecPath] = frozenset()
+    labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))

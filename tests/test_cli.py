@@ -99,3 +99,64 @@ def test_schema_rejects_invalid_manifests(schema: dict[str, Any], name: str) -> 
 def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 1
     assert "validate" in capsys.readouterr().out
+
+
+# -- plan --------------------------------------------------------------------------------------
+
+
+def _plan(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    import os
+
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("GCORE_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", "plan", *args, "--state", str(tmp_path / "s.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=full_env,
+    )
+
+
+def test_plan_simulate_detailed_exitcode(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    none = _plan(tmp_path, str(empty), "--simulate", "--detailed-exitcode")
+    assert none.returncode == 0, none.stderr
+    assert "No changes." in none.stdout
+
+    some = _plan(tmp_path, str(ROOT / "manifests"), "--simulate", "--detailed-exitcode")
+    assert some.returncode == 2, some.stderr
+    assert "+ 1/my-instance  create (new)" in some.stdout
+    plain = _plan(tmp_path, str(ROOT / "manifests"), "--simulate")
+    assert plain.returncode == 0
+
+    broken = _plan(
+        tmp_path, str(DATA / "invalid" / "port-zero.yaml"), "--simulate", "--detailed-exitcode"
+    )
+    assert broken.returncode == 1
+    assert "port-zero.yaml:10:" in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_plan_out_saves_json_and_formats_render(tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    result = _plan(
+        tmp_path, str(ROOT / "manifests"), "--simulate", "--out", str(out), "--format", "markdown"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("## reconciler plan")
+    saved = json.loads(out.read_text())
+    assert saved["format_version"] == 1
+    assert saved["actions"][0]["name"] == "my-instance"
+    as_json = _plan(tmp_path, str(ROOT / "manifests"), "--simulate", "--format", "json")
+    assert json.loads(as_json.stdout)["summary"]["create"] == 1
+
+
+def test_plan_without_a_key_is_one_line(tmp_path: Path) -> None:
+    result = _plan(tmp_path, str(ROOT / "manifests"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: GCORE_API_KEY is not set: export your Gcore API key, or use --simulate"
+    ]

@@ -1,0 +1,251 @@
+"""Plans: what to do about every deployment, and why. Pure: values in, a `Plan` out.
+
+Pairing first (as gitops-engine does): every key that is desired or recorded becomes a triple
+(desired, recorded, live); a function over each triple picks the action. Live deployments that
+are neither desired nor recorded are not ours and never appear. Ownership rules (DESIGN.md §4):
+
+| desired | recorded | live | action                                            |
+|---------|----------|------|---------------------------------------------------|
+| yes     | no       | no   | create, `new`                                     |
+| yes     | no       | yes  | adopt (error with `--no-adopt`), `adopt`          |
+| yes     | yes      | no   | create, `drift: missing`                          |
+| yes     | yes      | yes  | update (`manifest changed` or `drift`), or noop   |
+| no      | yes      | any  | delete with `--prune` (`orphan`), else noop       |
+
+A plan carries no secret: sensitive values are `(sensitive)` in its changes; the executor takes
+the real values from the desired state it re-reads (and checks against the plan's fingerprint).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from .diff import FieldChange, Hasher, creation, diff, hashed, patch_fields
+from .errors import ReconcilerError
+from .model import DeploymentKey, DesiredDeployment, DesiredState, LiveDeployment, Record
+
+PRUNE_ANNOTATION = "reconciler/prune"
+GONE_STATUSES = frozenset({"DELETING"})
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    ADOPT = "adopt"
+    NOOP = "noop"
+
+    @property
+    def mutates(self) -> bool:
+        return self is not Action.NOOP
+
+    @property
+    def symbol(self) -> str:
+        return {"create": "+", "update": "~", "delete": "-", "adopt": "=", "noop": " "}[self]
+
+
+class PlanError(ReconcilerError):
+    """The plan cannot be made as asked (adopt refused, empty manifest set with prune, ...)."""
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    prune: bool = False
+    allow_empty: bool = False
+    adopt: bool = True
+    selector: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class Change:
+    """What to do about one deployment. `fields` are the top-level fields an update sends."""
+
+    key: DeploymentKey
+    action: Action
+    reason: str
+    changes: tuple[FieldChange, ...] = ()
+    source: str | None = None
+    fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...]
+    fingerprint: str
+    revision: str | None = None
+
+    def summary(self) -> dict[str, int]:
+        counts = Counter(c.action for c in self.changes)
+        return {action.value: counts.get(action, 0) for action in Action}
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.action.mutates for c in self.changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON plan of DESIGN.md §7 (`format_version` 1)."""
+        return {
+            "format_version": 1,
+            "revision": self.revision,
+            "fingerprint": self.fingerprint,
+            "summary": self.summary(),
+            "actions": [
+                {
+                    "action": c.action.value,
+                    "project_id": c.key.project_id,
+                    "name": c.key.name,
+                    "reason": c.reason,
+                    "source": c.source,
+                    "fields": list(c.fields),
+                    "changes": [
+                        {
+                            "path": f.path,
+                            "before": f.before,
+                            "after": f.after,
+                            "sensitive": f.sensitive,
+                        }
+                        for f in c.changes
+                    ],
+                }
+                for c in self.changes
+            ],
+        }
+
+
+def selected(labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def _orphan(record: Record, live: LiveDeployment | None, options: PlanOptions) -> Change:
+    if record.annotations.get(PRUNE_ANNOTATION) == "false":
+        return Change(record.key, Action.NOOP, 'orphan: kept (reconciler/prune is "false")')
+    if not options.prune:
+        return Change(record.key, Action.NOOP, "orphan: kept (use --prune to delete)")
+    reason = "orphan" if live is not None else "orphan: already gone"
+    return Change(record.key, Action.DELETE, reason)
+
+
+def _desired_change(
+    desired: DesiredDeployment,
+    record: Record | None,
+    live: LiveDeployment | None,
+    hasher: Hasher,
+) -> Change:
+    body = desired.spec.body()
+    source = str(desired.source)
+    if live is None:
+        reason = "new" if record is None else "drift: missing"
+        changes = tuple(creation(body, sensitive=desired.sensitive_paths))
+        return Change(desired.key, Action.CREATE, reason, changes, source)
+    changes = tuple(
+        diff(
+            body,
+            live.spec_view,
+            sensitive=desired.sensitive_paths,
+            last_applied=record.last_applied if record else None,
+            record_sensitive=record.sensitive_paths if record else frozenset(),
+            hasher=hasher,
+        )
+    )
+    fields = patch_fields(changes)
+    if record is None:
+        return Change(desired.key, Action.ADOPT, "adopt", changes, source, fields)
+    if not changes:
+        return Change(desired.key, Action.NOOP, "in sync", (), source)
+    manifest_changed = hashed(body, desired.sensitive_paths, hasher) != record.last_applied
+    reason = "manifest changed" if manifest_changed else "drift"
+    return Change(desired.key, Action.UPDATE, reason, changes, source, fields)
+
+
+def fingerprint(
+    desired: Mapping[DeploymentKey, DesiredDeployment],
+    records: Mapping[DeploymentKey, Record],
+    live: Mapping[DeploymentKey, LiveDeployment],
+    changes: tuple[Change, ...],
+    hasher: Hasher,
+) -> str:
+    """A digest of everything the plan was made from; secrets enter only as salted hashes."""
+    keys = sorted({c.key for c in changes})
+    material = {
+        str(k): {
+            "desired": hashed(desired[k].spec.body(), desired[k].sensitive_paths, hasher)
+            if k in desired
+            else None,
+            "recorded": dict(records[k].last_applied) if k in records else None,
+            "live": hasher(dict(live[k].spec_view)) if k in live else None,
+        }
+        for k in keys
+    }
+    material["actions"] = [[str(c.key), c.action.value, list(c.fields)] for c in changes]  # type: ignore[assignment]
+    data = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(data.encode()).hexdigest()
+
+
+def make_plan(
+    desired: DesiredState,
+    records: Mapping[DeploymentKey, Record],
+    live: Mapping[DeploymentKey, LiveDeployment],
+    hasher: Hasher,
+    options: PlanOptions | None = None,
+    revision: str | None = None,
+) -> Plan:
+    """Decide an action for every desired or recorded deployment (in key order)."""
+    options = options or PlanOptions()
+    wanted = {d.key: d for d in desired if selected(d.labels, options.selector)}
+    owned = {k: r for k, r in records.items() if selected(r.labels, options.selector)}
+    present = {k: v for k, v in live.items() if v.status not in GONE_STATUSES}
+
+    unowned = sorted(k for k in wanted if k in present and k not in owned)
+    if unowned and not options.adopt:
+        names = ", ".join(map(str, unowned))
+        raise PlanError(
+            f"{len(unowned)} deployment(s) exist but are not owned by this reconciler: {names}; "
+            "refusing to adopt them (--no-adopt)"
+        )
+
+    changes = []
+    for key in sorted(set(wanted) | set(owned)):
+        if key in wanted:
+            changes.append(_desired_change(wanted[key], owned.get(key), present.get(key), hasher))
+        else:
+            changes.append(_orphan(owned[key], present.get(key), options))
+
+    deletes = [c for c in changes if c.action is Action.DELETE]
+    if deletes and not wanted and not options.allow_empty:
+        raise PlanError(
+            f"the manifest set is empty, and --prune would delete all {len(deletes)} owned "
+            "deployment(s); refusing (a broken checkout must not wipe production). "
+            "Pass --allow-empty if this is what you want"
+        )
+    frozen = tuple(changes)
+    return Plan(frozen, fingerprint(wanted, owned, present, frozen, hasher), revision)
+
+
+def applied_record(
+    desired: DesiredDeployment,
+    hasher: Hasher,
+    *,
+    applied_at: float,
+    outcome: str,
+    revision: str | None = None,
+    message: str = "",
+) -> Record:
+    """The record of having applied `desired`: its body with every secret hashed."""
+    return Record(
+        key=desired.key,
+        last_applied=hashed(desired.spec.body(), desired.sensitive_paths, hasher),
+        applied_at=applied_at,
+        outcome=outcome,
+        message=message,
+        revision=revision,
+        sensitive_paths=desired.sensitive_paths,
+        labels=desired.labels,
+        annotations=desired.annotations,
+    )

@@ -1,0 +1,157 @@
+"""Plans for people and for machines: text (like `terraform plan`), Markdown, JSON. Pure.
+
+Text lists every deployment that changes, with its field diffs indented, kept orphans, and a
+closing `Plan: ...` line; deployments in sync are counted, not listed (JSON and Markdown list
+them). Markdown is for a pull-request comment: a summary table, then a collapsible section per
+deployment, cut short with a note before `MARKDOWN_LIMIT` characters, as PR hosts cap comments.
+Sensitive values are already `(sensitive)` inside a plan; nothing here can reveal one.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .diff import SENSITIVE, FieldChange
+from .plan import Action, Change, Plan
+
+MARKDOWN_LIMIT = 60_000
+COLORS = {
+    Action.CREATE: "\033[32m",
+    Action.UPDATE: "\033[33m",
+    Action.DELETE: "\033[31m",
+    Action.ADOPT: "\033[36m",
+    Action.NOOP: "\033[2m",
+}
+RESET = "\033[0m"
+BOLD = "\033[1m"
+EMOJI = {  # emoji are the point in a PR comment
+    Action.CREATE: "➕",  # noqa: RUF001
+    Action.UPDATE: "✏️",
+    Action.DELETE: "🗑️",
+    Action.ADOPT: "🤝",
+    Action.NOOP: "✔️",
+}
+
+
+def value_text(value: Any) -> str:
+    if value == SENSITIVE:
+        return SENSITIVE
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def field_line(change: FieldChange) -> tuple[str, str]:
+    """(symbol, text) of one field change."""
+    if change.before is None and change.after is not None:
+        return "+", f"{change.path}: {value_text(change.after)}"
+    if change.after is None and change.before is not None:
+        return "-", f"{change.path}: {value_text(change.before)} -> null (API default)"
+    return "~", f"{change.path}: {value_text(change.before)} -> {value_text(change.after)}"
+
+
+def summary_line(plan: Plan) -> str:
+    s = plan.summary()
+    return (
+        f"Plan: {s['create']} to create, {s['update']} to update, {s['delete']} to delete, "
+        f"{s['adopt']} to adopt, {s['noop']} unchanged."
+    )
+
+
+def _listed(change: Change) -> bool:
+    return change.action.mutates or change.reason != "in sync"
+
+
+def render_text(plan: Plan, *, color: bool = False) -> str:
+    def paint(text: str, action: Action) -> str:
+        return f"{COLORS[action]}{text}{RESET}" if color else text
+
+    lines: list[str] = []
+    if plan.revision:
+        lines.append(f"Revision {plan.revision}")
+    shown = [c for c in plan.changes if _listed(c)]
+    if shown:
+        lines.append("reconciler will:")
+        lines.append("")
+    for change in shown:
+        symbol = change.action.symbol
+        head = f"  {symbol} {change.key}  {change.action.value} ({change.reason})"
+        if change.source:
+            head += f"  {change.source}"
+        lines.append(paint(head, change.action))
+        for field in change.changes:
+            mark, text = field_line(field)
+            action = {"+": Action.CREATE, "-": Action.DELETE, "~": Action.UPDATE}[mark]
+            lines.append(paint(f"      {mark} {text}", action))
+    if not plan.has_changes:
+        if shown:
+            lines.append("")
+        in_sync = plan.summary()["noop"]
+        lines.append(f"No changes. {in_sync} deployment{'s' if in_sync != 1 else ''} in sync.")
+    lines.append("")
+    closing = summary_line(plan)
+    lines.append(f"{BOLD}{closing}{RESET}" if color else closing)
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
+    head = ["## reconciler plan", ""]
+    if plan.revision:
+        head += [f"Revision `{plan.revision}`", ""]
+    head += [f"**{summary_line(plan)}**", ""]
+    rows = ["| | deployment | action | reason | changes |", "|:-:|---|---|---|--:|"]
+    rows += [
+        f"| {EMOJI[c.action]} | `{c.key}` | {c.action.value} | {_cell(c.reason)} "
+        f"| {len(c.changes)} |"
+        for c in plan.changes
+    ]
+    sections = []
+    for change in plan.changes:
+        if not change.changes and change.action is not Action.DELETE:
+            continue
+        diff_lines = [" ".join(field_line(f)) for f in change.changes] or ["- (the deployment)"]
+        source = f" · `{change.source}`" if change.source else ""
+        sections.append(
+            "\n".join(
+                [
+                    f"<details><summary>{EMOJI[change.action]} <code>{change.key}</code>: "
+                    f"{change.action.value} ({_cell(change.reason)}){source}</summary>",
+                    "",
+                    "```diff",
+                    *diff_lines,
+                    "```",
+                    "",
+                    "</details>",
+                ]
+            )
+        )
+    blocks = ["\n".join(head), *rows[:2]]
+    out = "\n".join(blocks)
+    note_room = 300
+    parts = [*rows[2:], "", *sections]
+    for count, part in enumerate(parts):
+        if len(out) + len(part) + 1 > limit - note_room:
+            left = len(parts) - count
+            out += (
+                f"\n\n> ✂️ Truncated: {left} more line(s) of this plan are not shown "
+                f"(comments are capped near {limit:,} characters). "
+                "Run `reconciler plan` for the whole plan."
+            )
+            return out + "\n"
+        out += "\n" + part
+    return out + "\n"
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(plan.to_json(), indent=2, ensure_ascii=False) + "\n"
+
+
+def render(plan: Plan, fmt: str, *, color: bool = False) -> str:
+    if fmt == "json":
+        return render_json(plan)
+    if fmt == "markdown":
+        return render_markdown(plan)
+    return render_text(plan, color=color)

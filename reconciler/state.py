@@ -1,0 +1,370 @@
+"""The state store: what this reconciler owns, what it last applied, and what it is doing.
+
+One SQLite file (WAL mode, every write in a transaction, schema versioned by `PRAGMA
+user_version` with forward-only migrations; a file from a newer version is refused). It holds:
+
+- `deployments`: one record per owned deployment: the last-applied spec (request shape, with every
+  sensitive value replaced by a salted hash, so no secret is ever stored in clear), its labels and
+  annotations, the revision, when it was applied and how that went;
+- `journal`: the executor's write-ahead log (intent, task IDs, result);
+- `lock`: who is applying (pid, host, since), so two applies never run against one store.
+
+`StateStore` is the Protocol the rest of the code depends on; `SqliteStateStore` implements it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from .diff import HASH_PREFIX
+from .errors import ReconcilerError
+from .model import DeploymentKey, Record, SpecPath
+
+DEFAULT_STATE_PATH = ".reconciler/state.db"
+
+MIGRATIONS: tuple[str, ...] = (
+    # version 1
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE deployments (
+        project_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        last_applied TEXT NOT NULL,
+        sensitive_paths TEXT NOT NULL DEFAULT '[]',
+        labels TEXT NOT NULL DEFAULT '{}',
+        annotations TEXT NOT NULL DEFAULT '{}',
+        revision TEXT,
+        applied_at REAL NOT NULL,
+        outcome TEXT NOT NULL,
+        message TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (project_id, name)
+    );
+    CREATE TABLE journal (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        project_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        action TEXT NOT NULL,
+        intent TEXT NOT NULL,
+        task_ids TEXT NOT NULL DEFAULT '[]',
+        state TEXT NOT NULL,
+        result TEXT,
+        message TEXT NOT NULL DEFAULT '',
+        started_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX journal_open ON journal (state) WHERE state != 'done';
+    CREATE TABLE lock (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        since REAL NOT NULL,
+        token TEXT NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StateError(ReconcilerError):
+    """The state store cannot be used (newer schema, corrupt file, ...)."""
+
+
+class LockHeld(StateError):
+    """Another process holds the apply lock."""
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    id: int
+    key: DeploymentKey
+    action: str
+    intent: Mapping[str, Any]
+    task_ids: tuple[str, ...]
+    state: str  # pending (intent written) | submitted (task IDs known) | done
+    result: str | None
+    message: str
+    started_at: float
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    pid: int
+    host: str
+    since: float
+
+    def __str__(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))
+        return f"pid {self.pid} on {self.host} since {when}"
+
+
+class StateStore(Protocol):
+    """What the planner and the executor need from a state backend."""
+
+    def records(self) -> dict[DeploymentKey, Record]: ...
+    def save_record(self, record: Record) -> None: ...
+    def forget(self, key: DeploymentKey) -> None: ...
+    def hash_value(self, value: Any) -> str: ...
+    def journal_intent(self, key: DeploymentKey, action: str, intent: Mapping[str, Any]) -> int: ...
+    def journal_tasks(self, entry_id: int, task_ids: list[str]) -> None: ...
+    def journal_done(self, entry_id: int, result: str, message: str = "") -> None: ...
+    def unfinished(self) -> list[JournalEntry]: ...
+    def close(self) -> None: ...
+
+
+def _path_key(path: SpecPath) -> list[str | int]:
+    return list(path)
+
+
+class SqliteStateStore:
+    """The SQLite implementation of `StateStore`."""
+
+    def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time):
+        self.path = Path(path)
+        self._clock = clock
+        self._lock_token: str | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+            self._salt = self._meta("salt")
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"{self.path}: not a usable state file ({exc})") from None
+
+    def __repr__(self) -> str:
+        return f"SqliteStateStore({str(self.path)!r})"
+
+    # -- schema ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._tx() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StateError(
+                    f"{self.path} has state schema version {version}, newer than this "
+                    f"reconciler understands ({SCHEMA_VERSION}); upgrade reconciler"
+                )
+            for number in range(version, SCHEMA_VERSION):
+                for statement in _statements(MIGRATIONS[number]):
+                    db.execute(statement)
+            if version == 0:
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('salt', ?), ('created_at', ?)",
+                    (secrets.token_hex(16), str(self._clock())),
+                )
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _meta(self, key: str) -> str:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise StateError(f"{self.path}: state file lacks its {key}")
+        return str(row[0])
+
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def integrity_ok(self) -> bool:
+        return bool(self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+
+    def close(self) -> None:
+        self.release_lock()
+        self._db.close()
+
+    # -- secrets ---------------------------------------------------------------------------
+
+    def hash_value(self, value: Any) -> str:
+        """A salted hash of a sensitive value: comparable, never reversible to the value."""
+        data = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+        digest = hmac.new(self._salt.encode(), data, hashlib.sha256).hexdigest()
+        return HASH_PREFIX + digest
+
+    # -- records ---------------------------------------------------------------------------
+
+    def records(self) -> dict[DeploymentKey, Record]:
+        rows = self._db.execute(
+            "SELECT project_id, name, last_applied, sensitive_paths, labels, annotations, "
+            "revision, applied_at, outcome, message FROM deployments ORDER BY project_id, name"
+        ).fetchall()
+        result = {}
+        for row in rows:
+            key = DeploymentKey(row[0], row[1])
+            result[key] = Record(
+                key=key,
+                last_applied=json.loads(row[2]),
+                sensitive_paths=frozenset(tuple(p) for p in json.loads(row[3])),
+                labels=MappingProxyType(json.loads(row[4])),
+                annotations=MappingProxyType(json.loads(row[5])),
+                revision=row[6],
+                applied_at=row[7],
+                outcome=row[8],
+                message=row[9],
+            )
+        return result
+
+    def save_record(self, record: Record) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO deployments (project_id, name, last_applied, "
+                "sensitive_paths, labels, annotations, revision, applied_at, outcome, message) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.key.project_id,
+                    record.key.name,
+                    json.dumps(dict(record.last_applied), sort_keys=True),
+                    json.dumps(sorted(_path_key(p) for p in record.sensitive_paths)),
+                    json.dumps(dict(record.labels), sort_keys=True),
+                    json.dumps(dict(record.annotations), sort_keys=True),
+                    record.revision,
+                    record.applied_at,
+                    record.outcome,
+                    record.message,
+                ),
+            )
+
+    def forget(self, key: DeploymentKey) -> None:
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM deployments WHERE project_id = ? AND name = ?",
+                (key.project_id, key.name),
+            )
+
+    # -- journal ---------------------------------------------------------------------------
+
+    def journal_intent(self, key: DeploymentKey, action: str, intent: Mapping[str, Any]) -> int:
+        now = self._clock()
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT INTO journal (project_id, name, action, intent, state, started_at, "
+                "updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                (key.project_id, key.name, action, json.dumps(dict(intent)), now, now),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def journal_tasks(self, entry_id: int, task_ids: list[str]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE journal SET task_ids = ?, state = 'submitted', updated_at = ? WHERE id = ?",
+                (json.dumps(task_ids), self._clock(), entry_id),
+            )
+
+    def journal_done(self, entry_id: int, result: str, message: str = "") -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE journal SET state = 'done', result = ?, message = ?, updated_at = ? "
+                "WHERE id = ?",
+                (result, message, self._clock(), entry_id),
+            )
+
+    def unfinished(self) -> list[JournalEntry]:
+        rows = self._db.execute(
+            "SELECT id, project_id, name, action, intent, task_ids, state, result, message, "
+            "started_at FROM journal WHERE state != 'done' ORDER BY id"
+        ).fetchall()
+        return [
+            JournalEntry(
+                id=row[0],
+                key=DeploymentKey(row[1], row[2]),
+                action=row[3],
+                intent=json.loads(row[4]),
+                task_ids=tuple(json.loads(row[5])),
+                state=row[6],
+                result=row[7],
+                message=row[8],
+                started_at=row[9],
+            )
+            for row in rows
+        ]
+
+    # -- the apply lock --------------------------------------------------------------------
+
+    def holder(self) -> LockHolder | None:
+        row = self._db.execute("SELECT pid, host, since FROM lock WHERE id = 1").fetchone()
+        return LockHolder(row[0], row[1], row[2]) if row else None
+
+    def acquire_lock(
+        self,
+        *,
+        timeout: float = 10.0,
+        poll: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Take the apply lock, waiting up to `timeout` seconds for its holder to let go.
+
+        A lock left by a dead process on this host is taken over.
+        """
+        deadline = monotonic() + timeout
+        token = secrets.token_hex(8)
+        host = socket.gethostname()
+        while True:
+            with self._tx() as db:
+                row = db.execute("SELECT pid, host, since FROM lock WHERE id = 1").fetchone()
+                if row is not None and row[1] == host and not _alive(row[0]):
+                    db.execute("DELETE FROM lock WHERE id = 1")
+                    row = None
+                if row is None:
+                    db.execute(
+                        "INSERT INTO lock (id, pid, host, since, token) VALUES (1, ?, ?, ?, ?)",
+                        (os.getpid(), host, self._clock(), token),
+                    )
+                    self._lock_token = token
+                    return
+                holder = LockHolder(row[0], row[1], row[2])
+            if monotonic() >= deadline:
+                raise LockHeld(
+                    f"{self.path} is locked by another apply ({holder}); "
+                    f"waited {timeout:g}s. If that process is gone, run again on its host."
+                )
+            sleep(poll)
+
+    def release_lock(self) -> None:
+        if self._lock_token is None:
+            return
+        with self._tx() as db:
+            db.execute("DELETE FROM lock WHERE id = 1 AND token = ?", (self._lock_token,))
+        self._lock_token = None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def open_store(path: str | os.PathLike[str] | None = None) -> SqliteStateStore:
+    """Open the store at `path`, else `$RECONCILER_STATE`, else `.reconciler/state.db`."""
+    chosen = path or os.environ.get("RECONCILER_STATE") or DEFAULT_STATE_PATH
+    return SqliteStateStore(chosen)

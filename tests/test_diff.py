@@ -1,0 +1,207 @@
+"""The three-way diff: no noise from the API's answers, exact paths, removals, secrets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from reconciler.diff import SENSITIVE, FieldChange, creation, diff, hashed, patch_fields
+from reconciler.model import LiveDeployment
+from reconciler.simulator.shapes import deployment_view
+from reconciler.spec import DeploymentSpec
+
+from .strategies import specs
+
+
+def hasher(value: Any) -> str:
+    return "hmac-sha256:" + hashlib.sha256(json.dumps(value).encode()).hexdigest()
+
+
+def live_of(body: dict[str, Any], status: str = "ACTIVE") -> dict[str, Any]:
+    """What the API answers for a deployment created with `body`: its spec view."""
+    view = deployment_view(
+        1,
+        "some-name",
+        body,
+        status=status,
+        created_at="2026-01-01T00:00:00Z",
+        address="https://x",
+        containers=[
+            {
+                "address": "https://c",
+                "deploy_status": {"ready": 1, "total": 1},
+                "error_message": None,
+            }
+            for _ in body["containers"]
+        ],
+    )
+    return dict(LiveDeployment.from_answer(1, view).spec_view)
+
+
+BASE: dict[str, Any] = {
+    "image": "nginx:latest",
+    "flavor_name": "f",
+    "listening_port": 80,
+    "containers": [{"region_id": 1, "scale": {"min": 1, "max": 3, "cooldown_period": 60}}],
+    "command": ["nginx", "-g", "daemon off;"],
+    "envs": {"TOKEN": "s3cret"},
+}
+
+
+def paths(changes: list[FieldChange]) -> list[str]:
+    return [c.path for c in changes]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=specs())
+def test_the_apis_answer_for_any_spec_is_no_diff(body: dict[str, Any]) -> None:
+    spec = DeploymentSpec.model_validate(body)
+    desired = spec.body()
+    assert diff(desired, live_of(desired)) == []
+    # and with itself as the last-applied record, still nothing
+    assert diff(desired, live_of(desired), last_applied=desired, hasher=hasher) == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(body=specs(), port=st.integers(1, 65535), image=st.text(min_size=1, max_size=5))
+def test_any_changed_field_is_found_exactly(body: dict[str, Any], port: int, image: str) -> None:
+    desired = DeploymentSpec.model_validate(body).body()
+    live = live_of(desired)
+    assume(port != desired["listening_port"] and image != desired["image"])
+    changed = {**desired, "listening_port": port, "image": image}
+    assert diff(changed, live) == [
+        FieldChange("image", desired["image"], image),
+        FieldChange("listening_port", desired["listening_port"], port),
+    ]
+
+
+def test_a_changed_field_has_its_path_and_values() -> None:
+    live = live_of(BASE)
+    wanted = {**BASE, "image": "nginx:1.27", "listening_port": 8080}
+    changes = diff(wanted, live)
+    assert changes == [
+        FieldChange("image", "nginx:latest", "nginx:1.27"),
+        FieldChange("listening_port", 80, 8080),
+    ]
+    assert patch_fields(changes) == ("image", "listening_port")
+
+
+def test_containers_are_matched_by_region() -> None:
+    live = live_of(
+        {
+            **BASE,
+            "containers": [
+                {"region_id": 2, "scale": {"min": 1, "max": 1}},
+                {"region_id": 1, "scale": {"min": 1, "max": 3}},
+            ],
+        }
+    )
+    wanted = {
+        **BASE,
+        "containers": [
+            {"region_id": 1, "scale": {"min": 1, "max": 5}},
+            {"region_id": 3, "scale": {"min": 0, "max": 1}},
+        ],
+    }
+    changes = diff(wanted, live)
+    assert paths(changes) == [
+        "containers[region_id=1].scale.max",
+        "containers[region_id=2]",
+        "containers[region_id=3]",
+    ]
+    assert changes[0].before == 3 and changes[0].after == 5
+    assert changes[1].after is None and changes[2].before is None
+    assert patch_fields(changes) == ("containers",)
+
+
+def test_command_compares_as_the_joined_string() -> None:
+    live = live_of(BASE)
+    assert live["command"] == "nginx -g daemon off;"
+    changes = diff({**BASE, "command": ["nginx", "-g", "daemon on;"]}, live)
+    assert changes == [FieldChange("command", "nginx -g daemon off;", "nginx -g daemon on;")]
+
+
+def test_null_means_the_apis_default() -> None:
+    live = live_of(BASE)
+    assert diff({**BASE, "description": None, "timeout": None}, live) == []
+    drifted = {**live, "description": "edited by hand", "timeout": 30}
+    changes = diff({**BASE, "description": None, "timeout": None}, drifted)
+    assert changes == [
+        FieldChange("description", "edited by hand", ""),
+        FieldChange("timeout", 30, 120),
+    ]
+
+
+def test_an_unknown_server_default_never_shows() -> None:
+    body = {**BASE, "containers": [{"region_id": 1, "scale": {"min": 1, "max": 3}}]}
+    live = live_of(body)
+    live["containers"][0]["scale"]["cooldown_period"] = 777  # whatever the server picked
+    assert diff(body, live) == []
+
+
+def test_sensitive_values_compare_but_never_show() -> None:
+    live = live_of(BASE)
+    changes = diff({**BASE, "envs": {"TOKEN": "n3w"}}, live)
+    assert changes == [FieldChange("envs.TOKEN", SENSITIVE, SENSITIVE, True)]
+    added = diff({**BASE, "envs": {"TOKEN": "s3cret", "MORE": "x"}}, live)
+    assert added == [FieldChange("envs.MORE", None, SENSITIVE, True)]
+    interpolated = diff({**BASE, "image": "private/img:2"}, live, sensitive=frozenset({("image",)}))
+    assert interpolated == [FieldChange("image", SENSITIVE, SENSITIVE, True)]
+
+
+def test_a_field_dropped_from_the_manifest_goes_back_to_its_default() -> None:
+    last = {**BASE, "timeout": 300, "description": "old"}
+    live = live_of(last)
+    changes = diff(BASE, live, last_applied=last, hasher=hasher)
+    assert changes == [
+        FieldChange("timeout", 300, 120),
+        FieldChange("description", "old", ""),
+    ]
+
+
+def test_a_dropped_field_with_an_unknown_default_resets_only_what_we_set() -> None:
+    body = {**BASE, "containers": [{"region_id": 1, "scale": {"min": 1, "max": 3}}]}
+    live = live_of(BASE)  # still holds our cooldown_period 60
+    changes = diff(body, live, last_applied=BASE, hasher=hasher)
+    assert changes == [FieldChange("containers[region_id=1].scale.cooldown_period", 60, None)]
+    live["containers"][0]["scale"]["cooldown_period"] = 300  # someone else's value now
+    assert diff(body, live, last_applied=BASE, hasher=hasher) == []
+
+
+def test_a_dropped_secret_is_compared_by_hash() -> None:
+    last = hashed({**BASE, "image": "img:1"}, [("image",)], hasher)
+    live = live_of({**BASE, "image": "img:1"})
+    body = dict(BASE)
+    del body["image"]  # not realistic (image is required) but exercises the hash path
+    changes = diff(
+        body, live, last_applied=last, record_sensitive=frozenset({("image",)}), hasher=hasher
+    )
+    assert changes == [FieldChange("image", SENSITIVE, None, True)]
+
+
+def test_creation_lists_every_field_set() -> None:
+    changes = creation(BASE)
+    assert paths(changes) == [
+        "image",
+        "flavor_name",
+        "listening_port",
+        "containers[region_id=1].scale.min",
+        "containers[region_id=1].scale.max",
+        "containers[region_id=1].scale.cooldown_period",
+        "command",
+        "envs.TOKEN",
+    ]
+    assert changes[-1] == FieldChange("envs.TOKEN", None, SENSITIVE, True)
+
+
+def test_hashed_replaces_only_sensitive_leaves() -> None:
+    result = hashed(BASE, [("command", 2)], hasher)
+    assert result["image"] == "nginx:latest"
+    assert result["envs"]["TOKEN"].startswith("hmac-sha256:")
+    assert result["command"][:2] == ["nginx", "-g"]
+    assert result["command"][2].startswith("hmac-sha256:")
+    assert "s3cret" not in json.dumps(result)
