@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .api import ApiClient
 from .config import ApiSettings, Secret
+from .diff import diff
+from .errors import ReconcilerError
+from .executor import ApplyOptions, Executor, Outcome, Reporter, resume
+from .health import Health, Sync, degraded_message, health_of
 from .manifests import load_desired
 from .model import DeploymentKey, DesiredState, LiveDeployment, Record
 from .plan import Plan, PlanOptions, make_plan
 from .simulator import Simulator, SimulatorConfig, transport
-from .state import DEFAULT_STATE_PATH, SqliteStateStore
+from .state import DEFAULT_STATE_PATH, JournalEntry, SqliteStateStore
 
 SIMULATOR_URL = "http://simulator.invalid"
 
@@ -102,3 +108,152 @@ def load(
     paths: Sequence[str], target: Target, env: Mapping[str, str] | None = None
 ) -> DesiredState:
     return load_desired(paths, env=env, default_project_id=target.settings.project_id)
+
+
+# -- apply -----------------------------------------------------------------------------------
+
+
+class StalePlan(ReconcilerError):
+    """A saved plan no longer matches the desired or live state."""
+
+
+class Declined(ReconcilerError):
+    """The user did not confirm."""
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    plan: Plan
+    outcomes: list[Outcome]
+    resumed: list[JournalEntry]
+    seconds: float
+    requests: int = 0  # HTTP requests this apply sent, retries and polls included
+
+    @property
+    def ok(self) -> bool:
+        return all(o.result.ok for o in self.outcomes)
+
+
+async def apply(
+    desired: DesiredState,
+    target: Target,
+    options: PlanOptions,
+    apply_options: ApplyOptions,
+    *,
+    report: Reporter | None = None,
+    confirm: Callable[[Plan], bool] = lambda plan: True,
+    on_plan: Callable[[Plan], None] = lambda plan: None,
+    expected_fingerprint: str | None = None,
+    revision: str | None = None,
+    lock_timeout: float = 10.0,
+) -> ApplyReport:
+    """Resume what a previous run left, plan, confirm, execute. Holds the store's lock."""
+    started = time.monotonic()
+    store = SqliteStateStore(target.state_path)
+    try:
+        store.acquire_lock(timeout=lock_timeout)
+        async with connect(target) as api:
+            resumed = await resume(api, store, apply_options, report)
+            plan, inputs = await plan_against(desired, store, api, options, revision)
+            if expected_fingerprint is not None and plan.fingerprint != expected_fingerprint:
+                raise StalePlan(
+                    "plan is stale: the manifests, the recorded state or the live deployments "
+                    "changed since it was made; run plan again"
+                )
+            on_plan(plan)
+            if not plan.has_changes:
+                return ApplyReport(
+                    plan, [], resumed, time.monotonic() - started, sum(api.requests.values())
+                )
+            if not confirm(plan):
+                raise Declined("apply cancelled: nothing was changed")
+            executor = Executor(
+                api,
+                store,
+                inputs.desired.by_key(),
+                apply_options,
+                report=report,
+                revision=revision,
+            )
+            outcomes = await executor.run(plan)
+            return ApplyReport(
+                plan, outcomes, resumed, time.monotonic() - started, sum(api.requests.values())
+            )
+    finally:
+        store.close()
+
+
+# -- status ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    key: DeploymentKey
+    sync: Sync
+    health: Health
+    status: str
+    revision: str | None
+    last_applied_at: float | None
+    message: str
+
+    def to_json(self) -> dict[str, object]:
+        applied = (
+            datetime.fromtimestamp(self.last_applied_at, UTC).isoformat().replace("+00:00", "Z")
+            if self.last_applied_at
+            else None
+        )
+        return {
+            "project_id": self.key.project_id,
+            "name": self.key.name,
+            "sync": self.sync.value,
+            "health": self.health.value,
+            "status": self.status,
+            "revision": self.revision,
+            "last_applied_at": applied,
+            "message": self.message,
+        }
+
+
+def status_rows(
+    records: Mapping[DeploymentKey, Record],
+    live: Mapping[DeploymentKey, LiveDeployment],
+    hasher: Callable[[object], str],
+) -> list[StatusRow]:
+    """Sync (recorded spec against live) and health of every owned deployment."""
+    rows = []
+    for key, record in sorted(records.items()):
+        found = live.get(key)
+        health = health_of(found)
+        if found is None:
+            sync, status, message = Sync.OUT_OF_SYNC, "", "not found in the API"
+        else:
+            drift = diff(
+                record.last_applied,
+                found.spec_view,
+                sensitive=record.sensitive_paths,
+                hasher=hasher,
+            )
+            sync = Sync.OUT_OF_SYNC if drift else Sync.SYNCED
+            status = found.status
+            message = degraded_message(found) if health is Health.DEGRADED else ""
+            if drift and not message:
+                message = "drift: " + ", ".join(c.path for c in drift[:5])
+        if not message and record.outcome not in ("converged", "resumed"):
+            message = f"last apply: {record.outcome}" + (
+                f": {record.message}" if record.message else ""
+            )
+        rows.append(
+            StatusRow(key, sync, health, status, record.revision, record.applied_at, message)
+        )
+    return rows
+
+
+async def status(target: Target) -> list[StatusRow]:
+    store = SqliteStateStore(target.state_path)
+    try:
+        records = store.records()
+        async with connect(target) as api:
+            live = await fetch_live(api, {k.project_id for k in records})
+        return status_rows(records, live, store.hash_value)
+    finally:
+        store.close()

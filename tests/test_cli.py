@@ -160,3 +160,110 @@ def test_plan_without_a_key_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         "error: GCORE_API_KEY is not set: export your Gcore API key, or use --simulate"
     ]
+
+
+# -- apply and status ----------------------------------------------------------------------------
+
+
+def _run(tmp_path: Path, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args, "--state", str(tmp_path / "s.db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        **kwargs,  # type: ignore[call-overload]
+    )
+
+
+def _copy_manifests(tmp_path: Path) -> Path:
+    target = tmp_path / "manifests"
+    target.mkdir()
+    (target / "my-instance.yaml").write_text((ROOT / "manifests" / "my-instance.yaml").read_text())
+    return target
+
+
+def test_apply_refuses_without_a_terminal_or_auto_approve(tmp_path: Path) -> None:
+    result = _run(tmp_path, "apply", str(ROOT / "manifests"), "--simulate")
+    assert result.returncode == 1
+    assert "refusing to apply without confirmation" in result.stderr
+    assert not (tmp_path / "simulator.json").exists()  # nothing happened
+
+
+def test_apply_simulate_then_plan_and_status(tmp_path: Path) -> None:
+    applied = _run(tmp_path, "apply", str(ROOT / "manifests"), "--simulate", "--auto-approve")
+    assert applied.returncode == 0, applied.stderr
+    assert "✓ 1/my-instance create: converged" in applied.stdout
+    assert "Apply: 1 converged, 0 failed, 0 timed out" in applied.stdout
+    assert "1/my-instance create converged" in applied.stderr  # a log line per phase
+    again = _run(tmp_path, "plan", str(ROOT / "manifests"), "--simulate", "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr
+    shown = _run(tmp_path, "status", "--simulate", "--format", "json")
+    [row] = json.loads(shown.stdout)["deployments"]
+    assert {k: row[k] for k in ("project_id", "name", "sync", "health", "status")} == {
+        "project_id": 1,
+        "name": "my-instance",
+        "sync": "Synced",
+        "health": "Healthy",
+        "status": "ACTIVE",
+    }
+    assert row["last_applied_at"].endswith("Z")
+
+
+def test_apply_a_saved_plan_and_refuse_a_stale_one(tmp_path: Path) -> None:
+    manifests = _copy_manifests(tmp_path)
+    saved = tmp_path / "plan.json"
+    made = _run(tmp_path, "plan", str(manifests), "--simulate", "--out", str(saved))
+    assert made.returncode == 0, made.stderr
+
+    text = (manifests / "my-instance.yaml").read_text()
+    (manifests / "my-instance.yaml").write_text(text.replace("max: 3", "max: 4"))
+    stale = _run(tmp_path, "apply", "--plan", str(saved), "--simulate", "--auto-approve")
+    assert stale.returncode == 1
+    assert "plan is stale" in stale.stderr and "run plan again" in stale.stderr
+
+    (manifests / "my-instance.yaml").write_text(text)
+    fresh = _run(tmp_path, "apply", "--plan", str(saved), "--simulate", "--auto-approve")
+    assert fresh.returncode == 0, fresh.stderr
+
+
+def test_sigterm_during_apply_journals_and_the_next_apply_resumes(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "apply",
+            str(ROOT / "manifests"),
+            "--simulate",
+            "--auto-approve",
+            "--log-format",
+            "json",
+            "--state",
+            str(tmp_path / "s.db"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if json.loads(line)["phase"] == "task":
+            proc.send_signal(signal.SIGTERM)
+            break
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "the next apply resumes them" in err
+    resumed = _run(tmp_path, "apply", str(ROOT / "manifests"), "--simulate", "--auto-approve")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "0 to create" in resumed.stdout or "No changes" in resumed.stdout

@@ -14,6 +14,7 @@ import json
 import logging
 import random
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -81,6 +82,9 @@ class Simulator:
         self.faults = self.config.faults
         self.rng = random.Random(self.faults.seed)
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) of each request
+        self.creates: Counter[tuple[int, str]] = Counter()  # successful creates per deployment
+        # called with (method, path) as each request arrives: a hook for tests and tools
+        self.on_request: Callable[[str, str], None] | None = None
         self.app = Starlette(
             routes=self._routes(),
             exception_handlers={404: _no_route, 405: _no_route},
@@ -108,6 +112,8 @@ class Simulator:
         return endpoint
 
     async def _respond(self, request: Request, handler: Handler) -> Response:
+        if self.on_request is not None:
+            self.on_request(request.method, request.url.path)
         request_id = str(uuid.uuid4())
         if self.faults.latency > 0:
             await asyncio.sleep(self.faults.latency)
@@ -130,6 +136,9 @@ class Simulator:
                 self.cloud.settle()
                 request.state.request_id = request_id
                 response = await handler(request, self.cloud)
+                created = getattr(request.state, "created", None)
+                if created is not None:
+                    self.creates[created] += 1
         except CloudError as exc:
             return _error(exc.status, exc.exception_class, exc.message, request_id)
         except BodyInvalid as exc:
@@ -232,7 +241,9 @@ async def _list_deployments(request: Request, cloud: Cloud) -> Response:
 async def _create_deployment(request: Request, cloud: Cloud) -> Response:
     flavors = {f["name"] for f in cloud.config.flavors}
     spec = validate_create(await _json_body(request), flavors, set(cloud.config.regions))
-    task = cloud.create(request.path_params["project_id"], spec, request.state.request_id)
+    project_id = request.path_params["project_id"]
+    task = cloud.create(project_id, spec, request.state.request_id)
+    request.state.created = (project_id, task.name)
     return _tasks_answer(task)
 
 

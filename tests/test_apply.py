@@ -1,0 +1,242 @@
+"""Apply end to end: the executor against the simulator over real HTTP, on a fast real clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.api import ApiClient
+from reconciler.config import ApiSettings, Secret
+from reconciler.engine import ApplyReport, Target, apply, plan_against, status
+from reconciler.executor import ApplyOptions, Event, Result
+from reconciler.health import Health, Sync
+from reconciler.manifests import load_desired
+from reconciler.plan import Action, PlanOptions
+from reconciler.simulator import BackgroundServer, Faults, Simulator, SimulatorConfig, Timings
+from reconciler.state import SqliteStateStore
+from reconciler.tasks import PollOptions
+
+from .conftest import API_KEY, seed_body
+
+FAST = Timings(task_queue=0.05, task_run=0.2, rollout=0.2, delete=0.1)
+POLL = PollOptions(initial=0.05, cap=0.2)
+
+
+def manifest(name: str, image: str = "nginx:latest", min_: int = 1) -> str:
+    return f"""\
+apiVersion: reconciler/v1
+kind: InferenceDeployment
+metadata: {{name: {name}, project_id: 1}}
+spec:
+  image: {image}
+  flavor_name: inference-16vcpu-232gib-1xh100-80gb
+  listening_port: 80
+  description: {name}
+  containers: [{{region_id: 1, scale: {{min: {min_}, max: 2}}}}]
+  envs: {{TOKEN: "t0k3n"}}
+"""
+
+
+class Rig:
+    def __init__(self, root: Path, server: BackgroundServer) -> None:
+        self.dir = root / "manifests"
+        self.dir.mkdir()
+        self.server = server
+        self.sim = server.simulator
+        settings = ApiSettings(base_url=server.url, api_key=Secret(API_KEY))
+        self.target = Target(settings, root / "state.db")
+        self.events: list[Event] = []
+
+    def write(self, name: str, text: str) -> None:
+        (self.dir / f"{name}.yaml").write_text(text)
+
+    async def apply(self, **kwargs: Any) -> ApplyReport:
+        options = PlanOptions(prune=kwargs.pop("prune", False))
+        apply_options = ApplyOptions(
+            parallelism=kwargs.pop("parallelism", 4),
+            timeout=kwargs.pop("timeout", 20.0),
+            degraded_grace=kwargs.pop("degraded_grace", 60.0),
+            poll=POLL,
+        )
+        desired = load_desired([self.dir], env={})
+        return await apply(
+            desired, self.target, options, apply_options, report=self.events.append, **kwargs
+        )
+
+    async def plan(self) -> list[tuple[str, str]]:
+        desired = load_desired([self.dir], env={})
+        store = SqliteStateStore(self.target.state_path)
+        try:
+            async with ApiClient(self.target.settings) as api:
+                plan, _ = await plan_against(desired, store, api, PlanOptions(prune=True))
+        finally:
+            store.close()
+        return [(c.key.name, c.action.value) for c in plan.changes]
+
+    def results(self, report: ApplyReport) -> dict[str, str]:
+        return {o.key.name: o.result.value for o in report.outcomes}
+
+
+def make_rig(tmp_path: Path, **faults: Any) -> Iterator[Rig]:
+    sim = Simulator(SimulatorConfig(api_key=API_KEY, timings=FAST, faults=Faults(**faults)))
+    with BackgroundServer(sim) as server:
+        yield Rig(tmp_path, server)
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    yield from make_rig(tmp_path)
+
+
+async def test_create_update_delete_round_trip(rig: Rig) -> None:
+    rig.write("alpha-svc", manifest("alpha-svc"))
+    rig.write("beta-svc", manifest("beta-svc"))
+    created = await rig.apply()
+    assert created.ok and rig.results(created) == {
+        "alpha-svc": "converged",
+        "beta-svc": "converged",
+    }
+    assert await rig.plan() == [("alpha-svc", "noop"), ("beta-svc", "noop")]
+    phases = [e.phase for e in rig.events if e.key.name == "alpha-svc"]
+    assert phases[0] == "queued" and phases[-1] == "converged"
+    assert {"submitted", "task", "deploying"} <= set(phases)
+
+    rig.write("alpha-svc", manifest("alpha-svc", image="nginx:1.27", min_=2))
+    updated = await rig.apply()
+    assert rig.results(updated) == {"alpha-svc": "converged"}
+    live = rig.sim.cloud.view(rig.sim.cloud.get(1, "alpha-svc"))
+    assert live["image"] == "nginx:1.27" and live["status"] == "ACTIVE"
+    assert live["containers"][0]["deploy_status"] == {"ready": 2, "total": 2}
+    assert await rig.plan() == [("alpha-svc", "noop"), ("beta-svc", "noop")]
+
+    (rig.dir / "beta-svc.yaml").unlink()
+    kept = await rig.apply()
+    assert kept.outcomes == []  # an orphan without --prune: nothing to do
+    deleted = await rig.apply(prune=True)
+    assert rig.results(deleted) == {"beta-svc": "converged"}
+    assert (1, "beta-svc") not in rig.sim.cloud.deployments
+    assert await rig.plan() == [("alpha-svc", "noop")]
+
+    rows = await status(rig.target)
+    assert [(r.key.name, r.sync, r.health) for r in rows] == [
+        ("alpha-svc", Sync.SYNCED, Health.HEALTHY)
+    ]
+
+
+async def test_adopt_takes_over_and_patches(rig: Rig) -> None:
+    async with ApiClient(rig.target.settings) as api:
+        await api.create_deployment(1, seed_body("found-svc"))
+    rig.write("found-svc", manifest("found-svc"))
+    report = await rig.apply()
+    assert [(o.action, o.result) for o in report.outcomes] == [(Action.ADOPT, Result.CONVERGED)]
+    live = rig.sim.cloud.view(rig.sim.cloud.get(1, "found-svc"))
+    assert live["description"] == "found-svc" and live["envs"] == {"TOKEN": "t0k3n"}
+    assert await rig.plan() == [("found-svc", "noop")]
+
+
+def test_a_task_error_fails_only_its_deployment(tmp_path: Path) -> None:
+    for rig in make_rig(tmp_path, task_error_image=r"^broken/"):
+        import asyncio
+
+        rig.write("good-svc", manifest("good-svc"))
+        rig.write("bad-svc", manifest("bad-svc", image="broken/model:1"))
+        report = asyncio.run(rig.apply())
+        assert not report.ok
+        outcomes = {o.key.name: o for o in report.outcomes}
+        assert outcomes["good-svc"].result is Result.CONVERGED
+        bad = outcomes["bad-svc"]
+        assert bad.result is Result.FAILED
+        assert "broken/model:1" in bad.error and "failed" in bad.error
+        assert bad.task_ids
+
+
+def test_a_stuck_deployment_ends_at_the_deadline_as_degraded(tmp_path: Path) -> None:
+    for rig in make_rig(tmp_path, stuck_image="stuck"):
+        import asyncio
+
+        rig.write("stuck-svc", manifest("stuck-svc", image="org/stuck:1"))
+        report = asyncio.run(rig.apply(timeout=1.5))
+        [outcome] = report.outcomes
+        assert outcome.result is Result.TIMED_OUT
+        assert "Degraded" in outcome.error and "ErrImagePull" in outcome.error
+        assert "timed out after 1.5s" in outcome.error
+        assert 1.4 < outcome.seconds < 5
+
+
+def test_429s_and_5xx_still_converge(tmp_path: Path) -> None:
+    for rig in make_rig(tmp_path, seed=11, error_rate=0.1, rate_limit_rate=0.1, retry_after=0.05):
+        import asyncio
+
+        for i in range(5):
+            rig.write(f"svc-{i}", manifest(f"svc-{i}"))
+        report = asyncio.run(rig.apply())
+        assert report.ok, [(o.key.name, o.error) for o in report.outcomes]
+        statuses = [status for _, _, status in rig.sim.requests]
+        assert 429 in statuses and 503 in statuses
+        assert all(count == 1 for count in rig.sim.creates.values())
+
+
+def test_a_lost_create_answer_is_adopted_not_repeated(tmp_path: Path) -> None:
+    for rig in make_rig(tmp_path, lost_response_rate=1.0):
+        import asyncio
+
+        rig.write("alpha-svc", manifest("alpha-svc"))
+        report = asyncio.run(rig.apply())
+        assert rig.results(report) == {"alpha-svc": "converged"}
+        assert rig.sim.creates == {(1, "alpha-svc"): 1}
+        assert asyncio.run(rig.plan()) == [("alpha-svc", "noop")]
+
+
+async def test_a_saved_plan_applies_only_while_fresh(rig: Rig) -> None:
+    rig.write("alpha-svc", manifest("alpha-svc"))
+    desired = load_desired([rig.dir], env={})
+    store = SqliteStateStore(rig.target.state_path)
+    async with ApiClient(rig.target.settings) as api:
+        plan, _ = await plan_against(desired, store, api, PlanOptions())
+    store.close()
+
+    rig.write("alpha-svc", manifest("alpha-svc", image="nginx:changed"))
+    from reconciler.engine import StalePlan
+
+    with pytest.raises(StalePlan, match="plan is stale"):
+        await rig.apply(expected_fingerprint=plan.fingerprint)
+    assert rig.sim.cloud.deployments == {}
+
+    rig.write("alpha-svc", manifest("alpha-svc"))
+    report = await rig.apply(expected_fingerprint=plan.fingerprint)
+    assert rig.results(report) == {"alpha-svc": "converged"}
+
+
+async def test_a_declined_confirmation_changes_nothing(rig: Rig) -> None:
+    from reconciler.engine import Declined
+
+    rig.write("alpha-svc", manifest("alpha-svc"))
+    with pytest.raises(Declined):
+        await rig.apply(confirm=lambda plan: False)
+    assert rig.sim.cloud.deployments == {}
+
+
+async def test_requests_in_flight_are_bounded(tmp_path: Path) -> None:
+    sim = Simulator(SimulatorConfig(api_key=API_KEY, timings=FAST, faults=Faults(latency=0.02)))
+    in_flight = [0, 0]  # now, most
+    original = sim._respond
+
+    async def counting(request: Any, handler: Any) -> Any:
+        in_flight[0] += 1
+        in_flight[1] = max(in_flight[1], in_flight[0])
+        try:
+            return await original(request, handler)
+        finally:
+            in_flight[0] -= 1
+
+    sim._respond = counting  # type: ignore[method-assign]
+    with BackgroundServer(sim) as server:
+        rig = Rig(tmp_path, server)
+        for i in range(12):
+            rig.write(f"svc-{i:02d}", manifest(f"svc-{i:02d}"))
+        report = await rig.apply(parallelism=3)
+    assert report.ok
+    assert in_flight[1] == 3
