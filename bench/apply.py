@@ -16,14 +16,10 @@ One run against the simulator in its own process over HTTP, with tasks taking ab
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import httpx
 
 from reconciler.config import ApiSettings, Secret
 from reconciler.engine import ApplyReport, Target, apply
@@ -31,7 +27,9 @@ from reconciler.executor import ApplyOptions
 from reconciler.manifests import load_desired
 from reconciler.plan import PlanOptions
 
-KEY = "bench-key"
+sys.path.insert(0, str(Path(__file__).parent))
+from simproc import KEY, simulator_process
+
 FLAVOR = "inference-16vcpu-232gib-1xh100-80gb"
 MANIFEST = """\
 apiVersion: reconciler/v1
@@ -43,50 +41,6 @@ spec:
   listening_port: 80
   containers: [{{region_id: 1, scale: {{min: 1, max: 3}}}}]
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_simulator(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "simulator",
-            "--port",
-            str(port),
-            "--api-key",
-            KEY,
-            "--task-queue",
-            "0.1",
-            "--task-run",
-            "0.9",
-            "--rollout",
-            "1.0",
-            "--latency",
-            "0.01",
-            "--page-cap",
-            "100",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(600):
-        try:
-            httpx.get(
-                f"http://127.0.0.1:{port}/cloud/v3/inference/flavors",
-                headers={"Authorization": f"APIKey {KEY}"},
-            )
-            return proc
-        except httpx.TransportError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("the simulator did not start")
 
 
 def ours(url: str, project: int, count: int, root: Path) -> ApplyReport:
@@ -120,19 +74,13 @@ def sdk_loop(url: str, project: int, count: int) -> float:
 
 
 def main() -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = start_simulator(port)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            root = Path(tmp)
-            one = ours(url, 1, 1, root)
-            hundred = ours(url, 2, 100, root)
-            twenty = ours(url, 3, 20, root)
+    flags = ("--task-queue", "0.1", "--task-run", "0.9", "--rollout", "1.0", "--latency", "0.01")
+    with simulator_process(*flags) as url, tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        one = ours(url, 1, 1, root)
+        hundred = ours(url, 2, 100, root)
+        twenty = ours(url, 3, 20, root)
         sdk = sdk_loop(url, 4, 20)
-    finally:
-        proc.terminate()
-        proc.wait(10)
     print("apply against the simulator over HTTP (task ~1 s, rollout 1 s, +10 ms per request)")
     print(
         f"  converge   1 deployment : {one.seconds:6.2f} s, {one.requests} requests "

@@ -14,14 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import httpx
 
 from reconciler.api import ApiClient
 from reconciler.config import ApiSettings, Secret
@@ -33,50 +29,9 @@ from reconciler.state import SqliteStateStore
 
 sys.path.insert(0, str(Path(__file__).parent))
 from load import MANIFEST
+from simproc import KEY, simulator_process
 
-KEY = "bench-key"
 ENV = {"HF_TOKEN": "hf_benchmark_token"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_simulator(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "simulator",
-            "--port",
-            str(port),
-            "--api-key",
-            KEY,
-            "--task-queue",
-            "0",
-            "--task-run",
-            "0",
-            "--rollout",
-            "0",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(
-                f"http://127.0.0.1:{port}/cloud/v3/inference/flavors",
-                headers={"Authorization": f"APIKey {KEY}"},
-            )
-            return proc
-        except httpx.TransportError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("the simulator did not start")
 
 
 async def populate(api: ApiClient, store: SqliteStateStore, root: Path) -> None:
@@ -126,23 +81,18 @@ async def measure(root: Path, api: ApiClient, store: SqliteStateStore) -> dict[s
 
 
 async def main_async(count: int, runs: int) -> None:
-    port = free_port()
-    proc = start_simulator(port)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            root = Path(tmp) / "manifests"
-            root.mkdir()
-            for i in range(count):
-                text = MANIFEST.format(i=i, project=1 + i % 3, team=i % 10)
-                (root / f"svc-{i:05d}.yaml").write_text(text)
-            store = SqliteStateStore(Path(tmp) / "state.db")
-            settings = ApiSettings(base_url=f"http://127.0.0.1:{port}", api_key=Secret(KEY))
-            async with ApiClient(settings) as api:
-                await populate(api, store, root)
-                results = [await measure(root, api, store) for _ in range(runs)]
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    flags = ("--task-queue", "0", "--task-run", "0", "--rollout", "0")
+    with simulator_process(*flags) as url, tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "manifests"
+        root.mkdir()
+        for i in range(count):
+            text = MANIFEST.format(i=i, project=1 + i % 3, team=i % 10)
+            (root / f"svc-{i:05d}.yaml").write_text(text)
+        store = SqliteStateStore(Path(tmp) / "state.db")
+        settings = ApiSettings(base_url=url, api_key=Secret(KEY))
+        async with ApiClient(settings) as api:
+            await populate(api, store, root)
+            results = [await measure(root, api, store) for _ in range(runs)]
     best = min(results, key=lambda r: r["wall"])
     own = best["load_cpu"] + best["diff_cpu"] + best["render_cpu"]
     print(
