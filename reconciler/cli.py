@@ -464,6 +464,82 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run as a long-lived GitOps service",
+        description="Watch a manifest directory or a git branch and keep the deployments in "
+        "step: reconcile on every change, webhook and interval, correct drift, and expose "
+        "/healthz, /readyz, /metrics and /api/status. Stops cleanly on SIGTERM.",
+    )
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--manifests", metavar="DIR", help="watch this directory")
+    where.add_argument("--git-url", metavar="URL", help="follow a branch of this repository")
+    p.add_argument("--branch", default="main", help="the branch to follow (default main)")
+    p.add_argument(
+        "--interval",
+        type=_seconds,
+        default=60.0,
+        metavar="S",
+        help="seconds between resyncs (git fetch, drift check); default 60",
+    )
+    p.add_argument(
+        "--no-self-heal",
+        action="store_true",
+        help="report drift (OutOfSync) instead of correcting it",
+    )
+    p.add_argument(
+        "--listen",
+        type=_listen,
+        default=("127.0.0.1", 8080),
+        metavar="HOST:PORT",
+        help="where to serve the HTTP endpoints (default 127.0.0.1:8080)",
+    )
+    p.add_argument("--parallelism", type=int, default=16, metavar="N")
+    p.add_argument("--timeout", type=_seconds, default=900.0, metavar="S")
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    _add_planning_flags(p)
+    _add_target_flags(p)
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from . import logs
+    from .service import ServeOptions, Service
+    from .sources import DirectorySource, GitSource, Source
+    from .web import run_service
+
+    logs.configure(args.log_format)
+    if args.no_adopt:
+        raise ReconcilerError("serve always adopts a deployment that has a manifest")
+    target = Target.from_env(state=args.state, simulate=args.simulate)
+    source: Source
+    if args.manifests:
+        source = DirectorySource(Path(args.manifests))
+    else:
+        source = GitSource(args.git_url, args.branch, target.state_path.parent / "git")
+    options = ServeOptions(
+        interval=args.interval,
+        prune=args.prune,
+        allow_empty=args.allow_empty,
+        self_heal=not args.no_self_heal,
+        selector=MappingProxyType(dict(args.selector)),
+        apply=ApplyOptions(parallelism=args.parallelism, timeout=args.timeout),
+    )
+    secret = os.environ.get("RECONCILER_WEBHOOK_SECRET") or None
+    service = Service(source, target, options, webhook_secret=secret)
+    host, port = args.listen
+    asyncio.run(run_service(service, host, port))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reconciler",
@@ -475,6 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan(sub)
     _add_apply(sub)
     _add_status(sub)
+    _add_serve(sub)
     _add_schema(sub)
     _add_simulator(sub)
     return parser

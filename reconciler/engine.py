@@ -56,15 +56,20 @@ class Target:
         return self.state_path.parent / "simulator.json"
 
 
+RequestHook = Callable[[str, int], None]
+
+
 @asynccontextmanager
-async def connect(target: Target) -> AsyncIterator[ApiClient]:
+async def connect(
+    target: Target, on_request: RequestHook | None = None
+) -> AsyncIterator[ApiClient]:
     """An API client for the target: the real API, or the embedded simulator (in process)."""
     if target.simulate:
         simulator = Simulator(SimulatorConfig(state_file=str(target.simulator_file)))
         settings = ApiSettings(base_url=SIMULATOR_URL, api_key=Secret("simulated"))
-        client = ApiClient(settings, transport=transport(simulator))
+        client = ApiClient(settings, transport=transport(simulator), on_request=on_request)
     else:
-        client = ApiClient(target.settings)
+        client = ApiClient(target.settings, on_request=on_request)
     async with client:
         yield client
 
@@ -128,6 +133,7 @@ class ApplyReport:
     resumed: list[JournalEntry]
     seconds: float
     requests: int = 0  # HTTP requests this apply sent, retries and polls included
+    task_waits: tuple[float, ...] = ()  # seconds from submitting each action to its task's end
 
     @property
     def ok(self) -> bool:
@@ -146,13 +152,18 @@ async def apply(
     expected_fingerprint: str | None = None,
     revision: str | None = None,
     lock_timeout: float = 10.0,
+    choose: Callable[[Plan], Plan] | None = None,
+    on_request: RequestHook | None = None,
 ) -> ApplyReport:
-    """Resume what a previous run left, plan, confirm, execute. Holds the store's lock."""
+    """Resume what a previous run left, plan, confirm, execute. Holds the store's lock.
+
+    `choose` may narrow the plan before it runs (the service uses it for self-heal and backoff).
+    """
     started = time.monotonic()
     store = SqliteStateStore(target.state_path)
     try:
         store.acquire_lock(timeout=lock_timeout)
-        async with connect(target) as api:
+        async with connect(target, on_request) as api:
             resumed = await resume(api, store, apply_options, report)
             plan, inputs = await plan_against(desired, store, api, options, revision)
             if expected_fingerprint is not None and plan.fingerprint != expected_fingerprint:
@@ -160,6 +171,8 @@ async def apply(
                     "plan is stale: the manifests, the recorded state or the live deployments "
                     "changed since it was made; run plan again"
                 )
+            if choose is not None:
+                plan = choose(plan)
             on_plan(plan)
             if not plan.has_changes:
                 return ApplyReport(
@@ -177,7 +190,12 @@ async def apply(
             )
             outcomes = await executor.run(plan)
             return ApplyReport(
-                plan, outcomes, resumed, time.monotonic() - started, sum(api.requests.values())
+                plan,
+                outcomes,
+                resumed,
+                time.monotonic() - started,
+                sum(api.requests.values()),
+                tuple(executor.task_waits),
             )
     finally:
         store.close()
@@ -248,11 +266,11 @@ def status_rows(
     return rows
 
 
-async def status(target: Target) -> list[StatusRow]:
+async def status(target: Target, on_request: RequestHook | None = None) -> list[StatusRow]:
     store = SqliteStateStore(target.state_path)
     try:
         records = store.records()
-        async with connect(target) as api:
+        async with connect(target, on_request) as api:
             live = await fetch_live(api, {k.project_id for k in records})
         return status_rows(records, live, store.hash_value)
     finally:

@@ -155,6 +155,7 @@ class Executor:
         self.stopping = False
         self._phase: dict[DeploymentKey, str] = {}
         self._deadline: dict[DeploymentKey, float] = {}
+        self.task_waits: list[float] = []
         self._watcher: Watcher | None = None
 
     # -- plumbing --------------------------------------------------------------------------
@@ -416,7 +417,9 @@ class Executor:
 
         for task_id in tasks:
             self._emit(change, "task", f"waiting for task {task_id[:8]}")
+            started = time.monotonic()
             task = await self.watcher.task(change.key.project_id, task_id, on_change)
+            self.task_waits.append(time.monotonic() - started)
             if task.state == "ERROR":
                 raise ActionFailed(f"task {task_id} failed: {task.error or 'no error text'}")
 

@@ -127,12 +127,14 @@ class ApiClient:
         page_size: int = 1000,
         max_connections: int = 64,
         seed: int | None = None,
+        on_request: Callable[[str, int], None] | None = None,
     ) -> None:
         key = settings.require_key()
         self.base_url = settings.base_url
         self.retry = retry or RetryPolicy()
         self.page_size = page_size
         self.requests: Counter[tuple[str, int]] = Counter()
+        self._on_request = on_request
         self._sleep = sleep
         self._rng = random.Random(seed)
         self._http = httpx.AsyncClient(
@@ -166,6 +168,11 @@ class ApiClient:
 
     # -- the one request path --------------------------------------------------------------
 
+    def _count(self, method: str, status: int) -> None:
+        self.requests[(method, status)] += 1
+        if self._on_request is not None:
+            self._on_request(method, status)
+
     async def _request(
         self,
         method: str,
@@ -184,7 +191,7 @@ class ApiClient:
                     method, path, params=list(params or []), json=json
                 )
             except httpx.TransportError as exc:
-                self.requests[(method, 0)] += 1
+                self._count(method, 0)
                 never_sent = isinstance(exc, NEVER_SENT)
                 error = ApiTransportError(
                     f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
@@ -194,7 +201,7 @@ class ApiClient:
                 )
                 resendable = idempotent or never_sent
             else:
-                self.requests[(method, response.status_code)] += 1
+                self._count(method, response.status_code)
                 log.debug(
                     "%s %s -> %s in %.0f ms",
                     method,

@@ -1,0 +1,388 @@
+"""The long-lived service: triggers in, one reconcile at a time, status and metrics out.
+
+Triggers (file events, the git interval, the webhook, the periodic resync, retries) only set a
+flag; one loop runs a reconcile whenever the flag is set, so a burst of triggers during a run
+coalesces into exactly one more run. File events are debounced (`debounce`, 300 ms of quiet).
+
+Each reconcile: sync the source (git fetch, or nothing for a directory), load the manifests, and
+apply. A revision with any invalid manifest applies nothing from it: the last good revision
+stays in force (drift is still corrected against it) and the errors are reported in status,
+logs and metrics. Self-heal off leaves drift alone (status shows OutOfSync). A deployment that
+keeps failing is retried with its own exponential backoff (5 s doubling to 5 min), without
+holding the others back; when the API is down, readiness goes false and the loop retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from . import engine
+from .engine import StatusRow, Target
+from .errors import ReconcilerError
+from .executor import ApplyOptions, Event
+from .manifests import ManifestError, load_manifests
+from .metrics import Metrics
+from .model import DeploymentKey, DesiredState
+from .plan import Plan, PlanOptions
+from .sources import DirectorySource, Source
+
+log = logging.getLogger("reconciler.service")
+
+SWAP_SUFFIXES = (".swp", ".swx", ".swo", ".tmp", ".bak", "~")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    interval: float = 60.0
+    prune: bool = False
+    allow_empty: bool = False
+    self_heal: bool = True
+    selector: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    debounce: float = 0.3
+    apply: ApplyOptions = field(default_factory=ApplyOptions)
+    backoff_initial: float = 5.0
+    backoff_cap: float = 300.0
+    shutdown_grace: float = 10.0
+
+
+@dataclass
+class LastReconcile:
+    at: float
+    seconds: float
+    result: str  # ok | failed | invalid | error
+    revision: str | None
+    errors: list[str]
+    outcomes: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.at)),
+            "seconds": round(self.seconds, 3),
+            "result": self.result,
+            "revision": self.revision,
+            "errors": self.errors,
+            "outcomes": self.outcomes,
+        }
+
+
+def is_manifest_event(root: Path, event: FileSystemEvent) -> bool:
+    """Whether a file event can change the manifests (not an editor's swap or temp file)."""
+    paths = [event.src_path, getattr(event, "dest_path", "") or ""]
+    for raw in paths:
+        if not raw:
+            continue
+        path = Path(str(raw))
+        try:
+            parts = path.relative_to(root).parts
+        except ValueError:
+            continue
+        if not parts or any(p.startswith(".") for p in parts):
+            continue
+        name = parts[-1]
+        if name.endswith(SWAP_SUFFIXES) or (name.startswith("#") and name.endswith("#")):
+            continue
+        if name.endswith((".yaml", ".yml")) or event.is_directory:
+            return True
+    return False
+
+
+class _FileEvents(FileSystemEventHandler):
+    def __init__(self, service: Service, root: Path) -> None:
+        self.service = service
+        self.root = root
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        if is_manifest_event(self.root, event):
+            self.service.file_event()
+
+
+class Service:
+    def __init__(
+        self,
+        source: Source,
+        target: Target,
+        options: ServeOptions | None = None,
+        *,
+        metrics: Metrics | None = None,
+        webhook_secret: str | None = None,
+    ) -> None:
+        self.source = source
+        self.target = target
+        self.options = options or ServeOptions()
+        self.metrics = metrics or Metrics()
+        self.webhook_secret = webhook_secret
+        self.runs = 0
+        self.triggers: Counter[str] = Counter()
+        self.last: LastReconcile | None = None
+        self.manifest_errors: list[ManifestError] = []
+        self.good: tuple[DesiredState, str | None] | None = None
+        self.rows: list[StatusRow] = []
+        self.api_ok = False
+        self.reconciled_once = False
+        self.running_since: float | None = None
+        self.backoff: dict[DeploymentKey, tuple[int, float]] = {}
+        self._wanted: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._debounce: asyncio.TimerHandle | None = None
+        self._retry: asyncio.TimerHandle | None = None
+        self._error_streak = 0
+        self._observer: Any = None
+
+    # -- triggers --------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self.reconciled_once and self.api_ok
+
+    def trigger(self, reason: str) -> None:
+        """Ask for a reconcile; triggers during a run coalesce into one more run."""
+        self.triggers[reason] += 1
+        if self._wanted is not None:
+            self._wanted.set()
+
+    def file_event(self) -> None:
+        """Called from the watchdog thread: debounce, then trigger on the loop."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._debounced)
+
+    def _debounced(self) -> None:
+        assert self._loop is not None
+        if self._debounce is not None:
+            self._debounce.cancel()
+        self._debounce = self._loop.call_later(self.options.debounce, self.trigger, "files")
+
+    def _retry_in(self, seconds: float, reason: str) -> None:
+        assert self._loop is not None
+        if self._retry is not None:
+            self._retry.cancel()
+        self._retry = self._loop.call_later(max(0.0, seconds), self.trigger, reason)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Reconcile on every trigger until `stop` is set; then let the run in flight reach a
+        journaled point (or cancel it after `shutdown_grace`; the journal makes that safe)."""
+        self._loop = asyncio.get_running_loop()
+        self._wanted = asyncio.Event()
+        self.trigger("start")
+        self._start_watching()
+        ticker = asyncio.create_task(self._tick(stop), name="resync")
+        stopping = asyncio.create_task(stop.wait(), name="stop")
+        try:
+            while not stop.is_set():
+                wanted = asyncio.create_task(self._wanted.wait())
+                await asyncio.wait({wanted, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                wanted.cancel()
+                if stop.is_set():
+                    break
+                self._wanted.clear()
+                run = asyncio.create_task(self.reconcile_once(), name="reconcile")
+                await asyncio.wait({run, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not run.done():
+                    log.info("stopping: waiting for the reconcile in flight")
+                    done, _ = await asyncio.wait({run}, timeout=self.options.shutdown_grace)
+                    if not done:
+                        run.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await run
+                        log.info("stopping: in-flight work is journaled; a restart resumes it")
+                        break
+                if run.done() and not run.cancelled() and run.exception():
+                    log.error("reconcile crashed: %s", run.exception())
+        finally:
+            ticker.cancel()
+            stopping.cancel()
+            self._stop_watching()
+            for handle in (self._debounce, self._retry):
+                if handle is not None:
+                    handle.cancel()
+
+    async def _tick(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(self.options.interval)
+            self.trigger("interval")
+
+    def _start_watching(self) -> None:
+        if not isinstance(self.source, DirectorySource):
+            return
+        root = self.source.path.resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        observer = Observer()
+        observer.schedule(_FileEvents(self, root), str(root), recursive=True)
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+
+    def _stop_watching(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(5)
+            self._observer = None
+
+    # -- one reconcile ---------------------------------------------------------------------
+
+    def _choose(self, plan: Plan) -> Plan:
+        """Leave drift alone without self-heal; skip deployments still backing off."""
+        now = time.monotonic()
+        drifted = [c for c in plan.changes if c.reason.startswith("drift")]
+        if drifted:
+            self.metrics.drift.inc(len(drifted))
+            for change in drifted:
+                log.info("drift detected on %s: %s", change.key, change.reason)
+        kept = []
+        for change in plan.changes:
+            if not self.options.self_heal and change.reason.startswith("drift"):
+                continue
+            waiting = self.backoff.get(change.key)
+            if waiting and waiting[1] > now and change.action.mutates:
+                log.info("%s: backing off for %.0fs more", change.key, waiting[1] - now)
+                continue
+            kept.append(change)
+        return Plan(tuple(kept), plan.fingerprint, plan.revision)
+
+    def _note_outcomes(self, report: engine.ApplyReport) -> None:
+        now = time.monotonic()
+        for outcome in report.outcomes:
+            self.metrics.actions.labels(outcome.action.value, outcome.result.value).inc()
+            if outcome.result.ok:
+                self.backoff.pop(outcome.key, None)
+                continue
+            failures = self.backoff.get(outcome.key, (0, 0.0))[0] + 1
+            delay = min(
+                self.options.backoff_initial * 2 ** (failures - 1), self.options.backoff_cap
+            )
+            self.backoff[outcome.key] = (failures, now + delay)
+            log.warning(
+                "%s: %s (%s); retrying in %.0fs",
+                outcome.key,
+                outcome.result.value,
+                outcome.error,
+                delay,
+            )
+        for seconds in report.task_waits:
+            self.metrics.task_wait.observe(seconds)
+        if self.backoff:
+            soonest = min(until for _, until in self.backoff.values())
+            self._retry_in(soonest - now + 0.01, "retry")
+
+    def _log_event(self, event: Event) -> None:
+        if event.phase in ("converged", "failed", "timed_out", "submitted"):
+            log.info(
+                "%s %s %s%s",
+                event.key,
+                event.action.value,
+                event.phase,
+                f": {event.message}" if event.message else "",
+            )
+
+    async def reconcile_once(self) -> LastReconcile:
+        started = time.monotonic()
+        self.running_since = started
+        self.runs += 1
+        errors: list[str] = []
+        result = "ok"
+        revision: str | None = None
+        outcomes: Counter[str] = Counter()
+        try:
+            snapshot = await self.source.sync()
+            revision = snapshot.revision
+            state, manifest_errors = load_manifests(
+                list(snapshot.paths), default_project_id=self.target.settings.project_id
+            )
+            self.manifest_errors = manifest_errors
+            self.metrics.manifest_errors.set(len(manifest_errors))
+            if manifest_errors:
+                result = "invalid"
+                errors = [str(e) for e in manifest_errors]
+                for error in manifest_errors:
+                    log.error("invalid manifest at revision %s: %s", revision or "-", error)
+            else:
+                self.good = (state, revision)
+            if self.good is not None:
+                desired, good_revision = self.good
+                report = await engine.apply(
+                    desired,
+                    self.target,
+                    PlanOptions(
+                        prune=self.options.prune,
+                        allow_empty=self.options.allow_empty,
+                        selector=self.options.selector,
+                    ),
+                    self.options.apply,
+                    report=self._log_event,
+                    choose=self._choose,
+                    on_request=self.metrics.request,
+                    revision=good_revision,
+                )
+                self._note_outcomes(report)
+                outcomes.update(o.result.value for o in report.outcomes)
+                if not report.ok and result == "ok":
+                    result = "failed"
+                    errors = [f"{o.key}: {o.error}" for o in report.outcomes if not o.result.ok]
+                if good_revision:
+                    self.metrics.revision.info({"revision": good_revision})
+            self.rows = await engine.status(self.target, on_request=self.metrics.request)
+            self.metrics.observe_status(self.rows)
+            self.api_ok = True
+            self._error_streak = 0
+        except ReconcilerError as exc:
+            result = "error"
+            errors = [str(exc)]
+            self.api_ok = False
+            self._error_streak += 1
+            delay = min(self.options.backoff_initial * 2 ** (self._error_streak - 1), 60.0)
+            log.error("reconcile failed: %s; retrying in %.0fs", exc, delay)
+            self._retry_in(delay, "retry")
+        finally:
+            self.running_since = None
+        seconds = time.monotonic() - started
+        self.reconciled_once = True
+        self.metrics.reconciles.labels(result).inc()
+        self.metrics.duration.observe(seconds)
+        self.metrics.ready.set(1 if self.ready else 0)
+        shown_revision = revision or (self.good[1] if self.good else None)
+        self.last = LastReconcile(
+            time.time(), seconds, result, shown_revision, errors, dict(outcomes)
+        )
+        log.info(
+            "reconcile %d: %s in %.2fs (revision %s)",
+            self.runs,
+            result,
+            seconds,
+            shown_revision or "-",
+        )
+        return self.last
+
+    # -- what /api/status shows ------------------------------------------------------------
+
+    def status_json(self) -> dict[str, Any]:
+        good_revision = self.good[1] if self.good else None
+        return {
+            "source": self.source.describe(),
+            "revision": good_revision,
+            "ready": self.ready,
+            "reconciling": self.running_since is not None,
+            "reconciles": self.runs,
+            "triggers": dict(self.triggers),
+            "last_reconcile": self.last.to_json() if self.last else None,
+            "manifest_errors": [str(e) for e in self.manifest_errors],
+            "backoff": {
+                str(k): round(max(0.0, until - time.monotonic()), 1)
+                for k, (_, until) in sorted(self.backoff.items())
+            },
+            "deployments": [r.to_json() for r in self.rows],
+        }

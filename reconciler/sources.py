@@ -1,0 +1,109 @@
+"""Where manifests come from: a directory, or a branch of a git repository.
+
+Git goes through the `git` command line (no home-made protocol): a clone into a cache folder on
+first use, then `fetch` + a detached checkout of the fetched commit; the revision is that
+commit's SHA. A fetch that fails leaves the last checkout in place and raises `SourceError`, so
+the service keeps its last good revision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from .errors import ReconcilerError
+
+GIT_TIMEOUT = 120.0
+
+
+class SourceError(ReconcilerError):
+    """The manifests could not be fetched."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Manifests at one revision: paths to load, and the revision (None for a directory)."""
+
+    paths: tuple[Path, ...]
+    revision: str | None
+
+
+class Source(Protocol):
+    def describe(self) -> str: ...
+    async def sync(self) -> Snapshot: ...
+
+
+@dataclass(frozen=True)
+class DirectorySource:
+    path: Path
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    async def sync(self) -> Snapshot:
+        return Snapshot((self.path,), None)
+
+
+class GitSource:
+    """A branch of a git repository, cloned into `cache_root`."""
+
+    def __init__(self, url: str, branch: str, cache_root: Path) -> None:
+        self.url = url
+        self.branch = branch
+        digest = hashlib.sha256(f"{url}#{branch}".encode()).hexdigest()[:16]
+        self.checkout = cache_root / f"git-{digest}"
+        self._lock = asyncio.Lock()
+
+    def describe(self) -> str:
+        return f"{self.url}#{self.branch}"
+
+    async def _git(self, *args: str, cwd: Path | None = None) -> str:
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "echo"}
+        proc = await asyncio.create_subprocess_exec(
+            "git",
+            *args,
+            cwd=cwd,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), GIT_TIMEOUT)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise SourceError(f"git {args[0]} of {self.describe()} timed out") from None
+        if proc.returncode != 0:
+            detail = err.decode(errors="replace").strip().splitlines()
+            reason = detail[-1] if detail else f"exit code {proc.returncode}"
+            raise SourceError(f"git {args[0]} of {self.describe()} failed: {reason}")
+        return out.decode().strip()
+
+    async def sync(self) -> Snapshot:
+        async with self._lock:
+            if not (self.checkout / ".git").is_dir():
+                self.checkout.parent.mkdir(parents=True, exist_ok=True)
+                await self._git(
+                    "clone",
+                    "--quiet",
+                    "--no-tags",
+                    "--single-branch",
+                    "--branch",
+                    self.branch,
+                    "--",
+                    self.url,
+                    str(self.checkout),
+                )
+            else:
+                await self._git(
+                    "fetch", "--quiet", "--no-tags", "origin", self.branch, cwd=self.checkout
+                )
+                await self._git(
+                    "checkout", "--quiet", "--force", "--detach", "FETCH_HEAD", cwd=self.checkout
+                )
+            revision = await self._git("rev-parse", "HEAD", cwd=self.checkout)
+            return Snapshot((self.checkout,), revision)

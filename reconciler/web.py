@@ -1,0 +1,121 @@
+"""The service's HTTP endpoints, and running the service with them until SIGTERM.
+
+- `GET /healthz`: the loop is alive (200), or a reconcile has been stuck far past its deadline.
+- `GET /readyz`: the first reconcile is done and the API answered the last one (200), else 503.
+- `GET /metrics`: Prometheus exposition.
+- `GET /api/status`: owned deployments (as `reconciler status --format json`), the revision in
+  force, the last reconcile and its errors.
+- `POST /hooks/git`: a GitHub-style push webhook, verified by HMAC-SHA256 of the body
+  (`X-Hub-Signature-256: sha256=<hex>`) with `RECONCILER_WEBHOOK_SECRET`; triggers a fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import signal
+import time
+from collections.abc import Iterator
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from .service import Service
+
+log = logging.getLogger("reconciler.web")
+PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
+    if not header or not header.startswith("sha256="):
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header.removeprefix("sha256="))
+
+
+def build_app(service: Service) -> Starlette:
+    async def healthz(request: Request) -> Response:
+        since = service.running_since
+        limit = service.options.apply.timeout + 300
+        if since is not None and time.monotonic() - since > limit:
+            return PlainTextResponse("reconcile stuck\n", status_code=503)
+        return PlainTextResponse("ok\n")
+
+    async def readyz(request: Request) -> Response:
+        if service.ready:
+            return PlainTextResponse("ready\n")
+        why = "first reconcile not done" if not service.reconciled_once else "API unreachable"
+        return PlainTextResponse(f"not ready: {why}\n", status_code=503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(service.metrics.exposition(), media_type=PROMETHEUS_TYPE)
+
+    async def status(request: Request) -> Response:
+        return JSONResponse(service.status_json())
+
+    async def hook(request: Request) -> Response:
+        secret = service.webhook_secret
+        if not secret:
+            return JSONResponse(
+                {"error": "webhook disabled: set RECONCILER_WEBHOOK_SECRET"}, status_code=404
+            )
+        body = await request.body()
+        if not signature_ok(secret, body, request.headers.get("x-hub-signature-256")):
+            log.warning("webhook refused: bad or missing X-Hub-Signature-256")
+            return JSONResponse({"error": "bad or missing signature"}, status_code=401)
+        event = request.headers.get("x-github-event", "push")
+        if event == "ping":
+            return JSONResponse({"ok": True, "event": "ping"})
+        service.trigger("webhook")
+        return JSONResponse({"ok": True, "triggered": True}, status_code=202)
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+            Route("/api/status", status),
+            Route("/hooks/git", hook, methods=["POST"]),
+        ]
+    )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the service owns SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def run_service(service: Service, host: str, port: int) -> None:
+    """Serve HTTP and reconcile until SIGTERM/SIGINT; then stop within the shutdown grace."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    config = uvicorn.Config(
+        build_app(service),
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+    )
+    server = _Server(config)
+    http = asyncio.create_task(server.serve(), name="http")
+    await asyncio.sleep(0)
+    log.info("serving on http://%s:%d; manifests from %s", host, port, service.source.describe())
+    try:
+        await service.run(stop)
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(http, 5)
+        log.info("stopped")

@@ -1,0 +1,443 @@
+"""The service with its real parts: a watchdog observer, git repositories, HTTP, the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from reconciler.config import ApiSettings, Secret
+from reconciler.engine import Target
+from reconciler.executor import ApplyOptions
+from reconciler.model import DeploymentKey
+from reconciler.service import ServeOptions, Service
+from reconciler.simulator import BackgroundServer, Faults, Simulator, SimulatorConfig, Timings
+from reconciler.sources import DirectorySource, GitSource, Source
+from reconciler.tasks import PollOptions
+from reconciler.web import build_app
+
+from .conftest import API_KEY
+
+FAST = Timings(task_queue=0.02, task_run=0.1, rollout=0.1, delete=0.05)
+APPLY = ApplyOptions(timeout=10, poll=PollOptions(initial=0.03, cap=0.1))
+SECRET = "webhook-secret"
+
+
+def manifest(name: str, image: str = "nginx:latest", description: str = "svc") -> str:
+    return f"""\
+apiVersion: reconciler/v1
+kind: InferenceDeployment
+metadata: {{name: {name}, project_id: 1}}
+spec:
+  image: {image}
+  flavor_name: inference-16vcpu-232gib-1xh100-80gb
+  listening_port: 80
+  description: {description}
+  containers: [{{region_id: 1, scale: {{min: 1, max: 2}}}}]
+"""
+
+
+def sim_server(**faults: Any) -> BackgroundServer:
+    sim = Simulator(SimulatorConfig(api_key=API_KEY, timings=FAST, faults=Faults(**faults)))
+    return BackgroundServer(sim)
+
+
+@pytest.fixture
+def sim() -> Iterator[BackgroundServer]:
+    with sim_server() as server:
+        yield server
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until `check()` holds: state changes here come from other threads and processes."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+class Running:
+    def __init__(self, service: Service, server: BackgroundServer) -> None:
+        self.service = service
+        self.cloud = server.simulator.cloud
+
+    def live(self, name: str) -> dict[str, Any] | None:
+        dep = self.cloud.deployments.get((1, name))
+        return self.cloud.view(dep) if dep else None
+
+    def status_is(self, name: str, status: str) -> Callable[[], bool]:
+        return lambda: (self.live(name) or {}).get("status") == status
+
+
+@pytest.fixture
+async def start(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    stops: list[asyncio.Event] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def starter(source: Source, server: BackgroundServer, **options: Any) -> Running:
+        settings = ApiSettings(base_url=server.url, api_key=Secret(API_KEY))
+        target = Target(settings, tmp_path / "state" / "state.db")
+        options.setdefault("interval", 3600)
+        options.setdefault("debounce", 0.1)
+        options.setdefault("backoff_initial", 0.2)
+        service = Service(
+            source, target, ServeOptions(apply=APPLY, **options), webhook_secret=SECRET
+        )
+        stop = asyncio.Event()
+        stops.append(stop)
+        tasks.append(asyncio.create_task(service.run(stop)))
+        await eventually(lambda: service.runs >= 1 and service.running_since is None)
+        return Running(service, server)
+
+    yield starter
+    for stop in stops:
+        stop.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 15)
+
+
+# -- file events -------------------------------------------------------------------------------
+
+
+async def test_file_events_create_update_and_prune(
+    tmp_path: Path, sim: BackgroundServer, start: Callable[..., Any]
+) -> None:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    run: Running = await start(DirectorySource(folder), sim, prune=True, allow_empty=True)
+
+    (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc"))
+    await eventually(run.status_is("alpha-svc", "ACTIVE"))
+
+    (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc", image="nginx:1.27"))
+    await eventually(lambda: (run.live("alpha-svc") or {}).get("image") == "nginx:1.27")
+
+    (folder / "alpha-svc.yaml").unlink()
+    await eventually(lambda: run.live("alpha-svc") is None)
+    assert run.service.triggers["files"] >= 3
+
+
+async def test_editor_temp_files_and_hidden_folders_are_ignored(
+    tmp_path: Path, sim: BackgroundServer, start: Callable[..., Any]
+) -> None:
+    folder = tmp_path / "manifests"
+    (folder / ".git").mkdir(parents=True)
+    run: Running = await start(DirectorySource(folder), sim)
+    for name in (".alpha.yaml.swp", "alpha.yaml~", "#alpha.yaml#", ".git/config", "notes.txt"):
+        (folder / name).write_text("x")
+    (folder / "beta-svc.yaml").write_text(manifest("beta-svc"))  # the one that counts
+    await eventually(run.status_is("beta-svc", "ACTIVE"))
+    assert run.service.triggers["files"] == 1
+
+
+async def test_a_burst_of_writes_coalesces(
+    tmp_path: Path, sim: BackgroundServer, start: Callable[..., Any]
+) -> None:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    run: Running = await start(DirectorySource(folder), sim)
+    before = run.service.runs
+    for i in range(50):
+        (folder / f"svc-{i % 5}.yaml").write_text(manifest(f"svc-{i % 5}", description=f"v{i}"))
+    await eventually(lambda: all(run.live(f"svc-{i}") for i in range(5)))
+    await eventually(lambda: run.service.running_since is None)
+    # an absence check: give a straggling debounced trigger time to fire (there must be none)
+    await asyncio.sleep(0.3)
+    runs = run.service.runs - before
+    assert 1 <= runs <= 2, runs
+    assert run.service.metrics.value("reconciler_reconcile_runs_total", {"result": "ok"}) <= 3
+
+
+# -- bad revisions and failures ----------------------------------------------------------------
+
+
+async def test_an_invalid_manifest_applies_nothing_until_fixed(
+    tmp_path: Path, sim: BackgroundServer, start: Callable[..., Any]
+) -> None:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc"))
+    run: Running = await start(DirectorySource(folder), sim)
+    await eventually(run.status_is("alpha-svc", "ACTIVE"))
+
+    (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc", image="nginx:2"))
+    (folder / "broken.yaml").write_text(
+        manifest("broken-svc").replace("listening_port: 80", "listening_port: 0")
+    )
+    await eventually(lambda: bool(run.service.manifest_errors))
+    await eventually(lambda: run.service.running_since is None)
+    assert (run.live("alpha-svc") or {})["image"] == "nginx:latest"  # nothing from the bad set
+    assert run.live("broken-svc") is None
+    status = run.service.status_json()
+    assert status["last_reconcile"]["result"] == "invalid"
+    assert any("broken.yaml" in e and "listening_port" in e for e in status["manifest_errors"])
+    assert run.service.metrics.value("reconciler_manifest_errors") == 1
+
+    (folder / "broken.yaml").write_text(manifest("broken-svc"))
+    await eventually(run.status_is("broken-svc", "ACTIVE"))
+    await eventually(lambda: (run.live("alpha-svc") or {}).get("image") == "nginx:2")
+    assert run.service.manifest_errors == []
+
+
+async def test_a_failing_deployment_backs_off_without_holding_others(
+    tmp_path: Path, start: Callable[..., Any]
+) -> None:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "good-svc.yaml").write_text(manifest("good-svc"))
+    (folder / "bad-svc.yaml").write_text(manifest("bad-svc", image="broken/model:1"))
+    posts: list[float] = []
+    with sim_server(task_error_image="^broken/") as server:
+        loop = asyncio.get_running_loop()
+        server.simulator.on_request = lambda m, p: (
+            posts.append(loop.time()) if m == "POST" else None
+        )
+        run: Running = await start(DirectorySource(folder), server)
+        assert (run.live("good-svc") or {}).get("name") == "good-svc"
+        bad = DeploymentKey(1, "bad-svc")
+        await eventually(lambda: run.service.backoff.get(bad, (0, 0.0))[0] >= 3, timeout=15)
+        gaps = [b - a for a, b in itertools.pairwise(posts[1:])]  # posts[0]: good-svc
+        assert gaps[-1] > gaps[0]  # exponential: each retry waits longer
+        assert run.status_is("good-svc", "ACTIVE")()
+
+
+async def test_api_down_means_not_ready_then_recovers(
+    tmp_path: Path, start: Callable[..., Any]
+) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc"))
+    down = Simulator(SimulatorConfig(api_key=API_KEY, timings=FAST))
+    placeholder = BackgroundServer(down, port=port)  # bound later; for its URL only
+    placeholder._sock.close()
+    run: Running = await start(DirectorySource(folder), placeholder)
+    assert not run.service.ready
+    assert run.service.last is not None and run.service.last.result == "error"
+    with BackgroundServer(down, port=port) as server:
+        run.cloud = server.simulator.cloud
+        await eventually(lambda: run.service.ready, timeout=15)
+        await eventually(run.status_is("alpha-svc", "ACTIVE"))
+
+
+# -- drift -------------------------------------------------------------------------------------
+
+
+async def test_drift_is_corrected_within_an_interval(
+    tmp_path: Path, sim: BackgroundServer, start: Callable[..., Any]
+) -> None:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc", description="as written"))
+    run: Running = await start(DirectorySource(folder), sim, interval=0.5)
+    await eventually(run.status_is("alpha-svc", "ACTIVE"))
+    sim.simulator.cloud.update(1, "alpha-svc", {"description": "edited by hand"}, "r")
+    await eventually(
+        lambda: (run.live("alpha-svc") or {})["description"] == "as written", timeout=3
+    )
+    assert run.service.metrics.value("reconciler_drift_detected_total") >= 1
+
+
+async def test_without_self_heal_drift_is_reported(
+    tmp_path: Path, sim: BackgroundServer, start: Callable[..., Any]
+) -> None:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc", description="as written"))
+    run: Running = await start(DirectorySource(folder), sim, interval=0.3, self_heal=False)
+    await eventually(run.status_is("alpha-svc", "ACTIVE"))
+    sim.simulator.cloud.update(1, "alpha-svc", {"description": "edited by hand"}, "r")
+    await eventually(lambda: any(r.sync.value == "OutOfSync" for r in run.service.rows))
+    assert (run.live("alpha-svc") or {})["description"] == "edited by hand"
+    [row] = run.service.status_json()["deployments"]
+    assert row["sync"] == "OutOfSync" and "description" in row["message"]
+
+
+# -- git ---------------------------------------------------------------------------------------
+
+
+def git(repo: Path, *args: str) -> str:
+    out = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
+def commit(repo: Path, files: dict[str, str], message: str) -> str:
+    for name, text in files.items():
+        (repo / name).write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+async def test_git_revisions_apply_and_a_bad_one_is_skipped(
+    tmp_path: Path, sim: BackgroundServer, start: Callable[..., Any]
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    first = commit(repo, {"alpha-svc.yaml": manifest("alpha-svc")}, "first")
+    source = GitSource(f"file://{repo}", "main", tmp_path / "cache")
+    run: Running = await start(source, sim)
+    assert run.status_is("alpha-svc", "ACTIVE")()
+    app = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=build_app(run.service)), base_url="http://service"
+    )
+    status = (await app.get("/api/status")).json()
+    assert status["revision"] == first
+    assert status["deployments"][0]["revision"] == first
+
+    bad = commit(
+        repo,
+        {
+            "alpha-svc.yaml": manifest("alpha-svc", image="nginx:2"),
+            "beta-svc.yaml": "apiVersion: reconciler/v1\nkind: Nope\n",
+        },
+        "bad",
+    )
+    runs = run.service.runs
+    await signed_push(app)
+    await eventually(lambda: run.service.runs > runs and run.service.running_since is None)
+    status = (await app.get("/api/status")).json()
+    assert status["revision"] == first  # the last good one stays in force
+    assert status["last_reconcile"]["revision"] == bad
+    assert any("beta-svc.yaml" in e for e in status["last_reconcile"]["errors"])
+    assert (run.live("alpha-svc") or {})["image"] == "nginx:latest"
+
+    good = commit(repo, {"beta-svc.yaml": manifest("beta-svc")}, "fixed")
+    await signed_push(app)
+    await eventually(run.status_is("beta-svc", "ACTIVE"))
+    await eventually(
+        lambda: (
+            run.service.running_since is None
+            and run.service.good is not None
+            and run.service.good[1] == good
+        )
+    )
+    status = (await app.get("/api/status")).json()
+    assert status["revision"] == good
+    assert {d["name"]: d["revision"] for d in status["deployments"]} == {
+        "alpha-svc": good,
+        "beta-svc": good,
+    }
+    assert (run.live("alpha-svc") or {})["image"] == "nginx:2"
+    metrics = (await app.get("/metrics")).text
+    assert f'reconciler_last_applied_revision_info{{revision="{good}"}} 1.0' in metrics
+    await app.aclose()
+
+
+async def signed_push(app: httpx.AsyncClient) -> None:
+    body = b'{"ref": "refs/heads/main"}'
+    sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    answer = await app.post("/hooks/git", content=body, headers={"X-Hub-Signature-256": sig})
+    assert answer.status_code == 202
+
+
+async def test_webhook_signatures(
+    tmp_path: Path, sim: BackgroundServer, start: Callable[..., Any]
+) -> None:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    run: Running = await start(DirectorySource(folder), sim)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=build_app(run.service)), base_url="http://service"
+    ) as app:
+        body = b"{}"
+        wrong = "sha256=" + hmac.new(b"other", body, hashlib.sha256).hexdigest()
+        assert (await app.post("/hooks/git", content=body)).status_code == 401
+        bad = await app.post("/hooks/git", content=body, headers={"X-Hub-Signature-256": wrong})
+        assert bad.status_code == 401
+        assert run.service.triggers["webhook"] == 0
+        await signed_push(app)
+        assert run.service.triggers["webhook"] == 1
+
+        assert (await app.get("/healthz")).status_code == 200
+        assert (await app.get("/readyz")).text == "ready\n"
+        metrics = (await app.get("/metrics")).text
+        for name in (
+            "reconciler_reconcile_runs_total",
+            "reconciler_reconcile_duration_seconds",
+            "reconciler_deployments",
+            "reconciler_api_requests_total",
+            "reconciler_task_wait_seconds",
+            "reconciler_drift_detected_total",
+        ):
+            assert name in metrics, name
+
+
+# -- the process -------------------------------------------------------------------------------
+
+
+def test_sigterm_stops_the_service_process_in_time(tmp_path: Path) -> None:
+    import os
+    import signal
+    import socket
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "serve",
+            "--manifests",
+            str(folder),
+            "--simulate",
+            "--state",
+            str(tmp_path / "state.db"),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--log-format",
+            "json",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the service never became ready")
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert took < 30
+    assert '"message": "stopped"' in err
