@@ -20,11 +20,12 @@ from .api import ApiClient
 from .config import ApiSettings, Secret
 from .diff import diff
 from .errors import ReconcilerError
-from .executor import ApplyOptions, Executor, Outcome, Reporter, resume
+from .executor import ApplyOptions, Executor, Outcome, Reporter
 from .health import Health, Sync, degraded_message, health_of
 from .manifests import load_desired
 from .model import DeploymentKey, DesiredState, LiveDeployment, Record
 from .plan import Plan, PlanOptions, make_plan
+from .resume import resume
 from .simulator import Simulator, SimulatorConfig, transport
 from .state import DEFAULT_STATE_PATH, JournalEntry, SqliteStateStore
 

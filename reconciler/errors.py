@@ -97,18 +97,18 @@ class ApiStatusError(ApiError):
         self.detail = detail
         self.request_id = request_id
         self.invalid_fields = dict(invalid_fields or {})
-        parts = [f"{method} {path}: HTTP {status_code}"]
+        text = f"{method} {path}: HTTP {status_code}"
         if exception_class:
-            parts.append(exception_class)
-        text = ": ".join(parts)
+            text += f" {exception_class}"
         if detail:
             text += f": {detail}"
-        if self.invalid_fields:
-            fields = "; ".join(
-                f"{name}: {', '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
-                for name, msgs in sorted(self.invalid_fields.items())
-            )
-            text += f" ({fields})"
+        fields = [
+            f"{name}: {', '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
+            for name, msgs in sorted(self.invalid_fields.items())
+        ]
+        extra = [f for f in fields if f not in (detail or "")]
+        if extra:
+            text += f" ({'; '.join(extra)})"
         if request_id:
             text += f" [request {request_id}]"
         super().__init__(text, method=method, path=path)

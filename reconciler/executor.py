@@ -30,9 +30,9 @@ from .api import ApiClient, Task
 from .diff import RESET_VALUES, diff, hashed
 from .errors import ApiError, ApiTransportError, ConflictError, NotFoundError, ServerError
 from .health import Health, degraded_message, health_of, readiness
-from .model import DeploymentKey, DesiredDeployment, LiveDeployment, Record
+from .model import DeploymentKey, DesiredDeployment, LiveDeployment
 from .plan import Action, Change, Plan, applied_record
-from .state import JournalEntry, SqliteStateStore
+from .state import StateStore
 from .tasks import PollOptions, Watcher
 
 T = TypeVar("T")
@@ -116,27 +116,11 @@ def _intent(
     }
 
 
-def record_from_intent(entry: JournalEntry, outcome: str, now: float) -> Record | None:
-    intent = entry.intent
-    if "last_applied" not in intent:
-        return None
-    return Record(
-        key=entry.key,
-        last_applied=intent["last_applied"],
-        applied_at=now,
-        outcome=outcome,
-        revision=intent.get("revision"),
-        sensitive_paths=frozenset(tuple(p) for p in intent.get("sensitive_paths", [])),
-        labels=intent.get("labels", {}),
-        annotations=intent.get("annotations", {}),
-    )
-
-
 class Executor:
     def __init__(
         self,
         api: ApiClient,
-        store: SqliteStateStore,
+        store: StateStore,
         desired: Mapping[DeploymentKey, DesiredDeployment],
         options: ApplyOptions | None = None,
         *,
@@ -457,50 +441,3 @@ class Executor:
         if health is Health.DEGRADED:
             raise ActionFailed(f"Degraded: {degraded_message(live)}")
         return live
-
-
-async def resume(
-    api: ApiClient, store: SqliteStateStore, options: ApplyOptions, report: Reporter | None = None
-) -> list[JournalEntry]:
-    """Settle what a previous apply left unfinished (a crash, a kill): poll its tasks, and for a
-    create with no task IDs, look up the deployment before anything is sent again."""
-    entries = store.unfinished()
-    if not entries:
-        return []
-    slots = asyncio.Semaphore(max(1, options.parallelism))
-    async with Watcher(api, slots, options.poll) as watcher:
-
-        async def settle(entry: JournalEntry) -> None:
-            key = entry.key
-            if entry.task_ids:
-                try:
-                    tasks = [await watcher.task(key.project_id, t) for t in entry.task_ids]
-                except ApiError as exc:
-                    store.journal_done(entry.id, "failed", f"resumed: {exc}")
-                    return
-                errors = [t.error or "task failed" for t in tasks if t.state == "ERROR"]
-                if entry.action == "delete" and not errors:
-                    store.forget(key)
-                result = "failed" if errors else "resumed"
-                record = record_from_intent(entry, result, time.time())
-                if record is not None and entry.action != "delete":
-                    store.save_record(record)
-                store.journal_done(entry.id, result, "; ".join(errors))
-                return
-            if entry.action == "create":
-                try:
-                    await api.get_deployment(key.project_id, key.name)
-                except NotFoundError:
-                    store.journal_done(
-                        entry.id, "not applied", "resumed: the create never happened"
-                    )
-                    return
-                record = record_from_intent(entry, "resumed", time.time())
-                if record is not None:
-                    store.save_record(record)  # it happened: it is ours
-                store.journal_done(entry.id, "resumed", "resumed: the create had happened")
-                return
-            store.journal_done(entry.id, "unknown", "resumed: re-planned from live state")
-
-        await asyncio.gather(*(settle(e) for e in entries))
-    return entries

@@ -267,3 +267,21 @@ def test_sigterm_during_apply_journals_and_the_next_apply_resumes(tmp_path: Path
     resumed = _run(tmp_path, "apply", str(ROOT / "manifests"), "--simulate", "--auto-approve")
     assert resumed.returncode == 0, resumed.stderr
     assert "0 to create" in resumed.stdout or "No changes" in resumed.stdout
+
+
+def test_apply_exits_1_naming_the_deployment_and_the_api_error(tmp_path: Path) -> None:
+    manifests = _copy_manifests(tmp_path)
+    (manifests / "other.yaml").write_text(
+        (manifests / "my-instance.yaml")
+        .read_text()
+        .replace("name: my-instance", "name: no-such-flavor")
+        .replace("inference-16vcpu-232gib-1xh100-80gb", "inference-999gpu")
+    )
+    result = _run(tmp_path, "apply", str(manifests), "--simulate", "--auto-approve")
+    assert result.returncode == 1
+    assert "✓ 1/my-instance create: converged" in result.stdout
+    failed = [line for line in result.stdout.splitlines() if line.startswith("✗")]
+    assert len(failed) == 1
+    assert "1/no-such-flavor create: failed" in failed[0]
+    assert "422 ValidationError" in failed[0] and "flavor_name" in failed[0]
+    assert "Apply: 1 converged, 1 failed" in result.stdout

@@ -1,0 +1,59 @@
+"""The `reconciler` command line.
+
+Every command returns an exit code; every error we expect (`ReconcilerError`) is printed as one
+line on stderr (manifest errors: one line each), never as a traceback. One module per family of
+commands; this one builds the parser and runs the chosen command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from .. import __version__
+from ..errors import ReconcilerError
+from ..manifests import ManifestErrors
+from . import manifests, planning, service
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reconciler",
+        description="Declarative GitOps reconciler for Gcore Everywhere Inference deployments.",
+    )
+    parser.add_argument("--version", action="version", version=f"reconciler {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    manifests.add_validate(sub)
+    planning.add_plan(sub)
+    planning.add_apply(sub)
+    planning.add_status(sub)
+    service.add_serve(sub)
+    manifests.add_schema(sub)
+    service.add_simulator(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Command | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 1
+    try:
+        return func(args)
+    except ManifestErrors as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        count = len(exc.errors)
+        print(f"{count} manifest error{'s' if count != 1 else ''}; nothing done", file=sys.stderr)
+        return 1
+    except ReconcilerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,93 @@
+"""What the commands share: argument types, common flags, output helpers."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, TextIO, TypeAlias
+
+from ..plan import PlanOptions
+
+if TYPE_CHECKING:
+    Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    Subparsers = argparse._SubParsersAction  # not subscriptable at run time
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def selector(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key, value
+
+
+def add_target_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--state",
+        metavar="PATH",
+        help="state file (default: $RECONCILER_STATE, else .reconciler/state.db)",
+    )
+    p.add_argument(
+        "--simulate",
+        action="store_true",
+        help="use the embedded simulator (kept beside the state file); needs no API key",
+    )
+
+
+def add_planning_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prune", action="store_true", help="delete owned deployments with no manifest")
+    p.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="allow --prune to delete everything when no manifest is found",
+    )
+    p.add_argument(
+        "--selector",
+        type=selector,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only deployments with this label (repeat to require several)",
+    )
+    p.add_argument(
+        "--no-adopt",
+        action="store_true",
+        help="fail instead of taking over a live deployment that has a manifest but no record",
+    )
+
+
+def plan_options(args: argparse.Namespace) -> PlanOptions:
+    return PlanOptions(
+        prune=args.prune,
+        allow_empty=args.allow_empty,
+        adopt=not args.no_adopt,
+        selector=MappingProxyType(dict(args.selector)),
+    )
+
+
+def use_color(stream: TextIO) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def write_atomic(path: str, text: str) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(target)

@@ -1,0 +1,166 @@
+"""`reconciler serve` and `reconciler simulator`: the long-lived processes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+from types import MappingProxyType
+
+from ..engine import Target
+from ..errors import ReconcilerError
+from ..executor import ApplyOptions
+from ..simulator import Faults, Simulator, SimulatorConfig, Timings, serve
+from .common import Subparsers, add_planning_flags, add_target_flags, fraction, seconds
+
+
+def add_simulator(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "simulator",
+        help="serve a simulated Gcore inference API over HTTP",
+        description="Serve a wire-faithful simulator of Gcore's inference deployments and "
+        "tasks API. Point GCORE_BASE_URL at it.",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--api-key", help="the only key accepted (default: $GCORE_API_KEY, else any)")
+    p.add_argument("--state-file", help="persist the simulated cloud to this JSON file")
+    p.add_argument("--page-cap", type=int, default=100, help="most items one list page holds")
+    t = p.add_argument_group("timings (seconds)")
+    t.add_argument("--task-queue", type=seconds, default=Timings.task_queue)
+    t.add_argument("--task-run", type=seconds, default=Timings.task_run)
+    t.add_argument("--rollout", type=seconds, default=Timings.rollout)
+    t.add_argument("--delete", type=seconds, default=Timings.delete)
+    f = p.add_argument_group("fault injection")
+    f.add_argument("--seed", type=int, help="seed the fault RNG for a reproducible run")
+    f.add_argument("--latency", type=seconds, default=0.0, help="seconds added to each request")
+    f.add_argument("--error-rate", type=fraction, default=0.0, help="fraction answered 503")
+    f.add_argument("--rate-limit-rate", type=fraction, default=0.0, help="fraction answered 429")
+    f.add_argument("--retry-after", type=seconds, default=1.0, help="Retry-After of a 429")
+    f.add_argument(
+        "--lost-response-rate",
+        type=fraction,
+        default=0.0,
+        help="fraction of mutating requests that take effect, then drop the connection",
+    )
+    f.add_argument("--task-error-image", metavar="REGEX", help="tasks for these images fail")
+    f.add_argument(
+        "--stuck-image",
+        metavar="REGEX",
+        help="deployments of these images stay PARTIALLYDEPLOYED with a container error",
+    )
+    p.set_defaults(func=_cmd_simulator)
+
+
+def _cmd_simulator(args: argparse.Namespace) -> int:
+    config = SimulatorConfig(
+        api_key=args.api_key or os.environ.get("GCORE_API_KEY") or None,
+        page_cap=args.page_cap,
+        state_file=args.state_file,
+        timings=Timings(
+            task_queue=args.task_queue,
+            task_run=args.task_run,
+            rollout=args.rollout,
+            delete=args.delete,
+        ),
+        faults=Faults(
+            seed=args.seed,
+            latency=args.latency,
+            error_rate=args.error_rate,
+            rate_limit_rate=args.rate_limit_rate,
+            retry_after=args.retry_after,
+            lost_response_rate=args.lost_response_rate,
+            task_error_image=args.task_error_image,
+            stuck_image=args.stuck_image,
+        ),
+    )
+    try:
+        simulator = Simulator(config)
+    except ValueError as exc:
+        raise ReconcilerError(str(exc)) from None
+    keyed = "the configured API key" if config.api_key else "any non-empty API key"
+    print(
+        f"simulator: http://{args.host}:{args.port} (accepts {keyed}); "
+        f"export GCORE_BASE_URL=http://{args.host}:{args.port}",
+        file=sys.stderr,
+    )
+    serve(simulator, args.host, args.port)
+    return 0
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def add_serve(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run as a long-lived GitOps service",
+        description="Watch a manifest directory or a git branch and keep the deployments in "
+        "step: reconcile on every change, webhook and interval, correct drift, and expose "
+        "/healthz, /readyz, /metrics and /api/status. Stops cleanly on SIGTERM.",
+    )
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--manifests", metavar="DIR", help="watch this directory")
+    where.add_argument("--git-url", metavar="URL", help="follow a branch of this repository")
+    p.add_argument("--branch", default="main", help="the branch to follow (default main)")
+    p.add_argument(
+        "--interval",
+        type=seconds,
+        default=60.0,
+        metavar="S",
+        help="seconds between resyncs (git fetch, drift check); default 60",
+    )
+    p.add_argument(
+        "--no-self-heal",
+        action="store_true",
+        help="report drift (OutOfSync) instead of correcting it",
+    )
+    p.add_argument(
+        "--listen",
+        type=_listen,
+        default=("127.0.0.1", 8080),
+        metavar="HOST:PORT",
+        help="where to serve the HTTP endpoints (default 127.0.0.1:8080)",
+    )
+    p.add_argument("--parallelism", type=int, default=16, metavar="N")
+    p.add_argument("--timeout", type=seconds, default=900.0, metavar="S")
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    add_planning_flags(p)
+    add_target_flags(p)
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .. import logs
+    from ..service import ServeOptions, Service
+    from ..sources import DirectorySource, GitSource, Source
+    from ..web import run_service
+
+    logs.configure(args.log_format)
+    if args.no_adopt:
+        raise ReconcilerError("serve always adopts a deployment that has a manifest")
+    target = Target.from_env(state=args.state, simulate=args.simulate)
+    source: Source
+    if args.manifests:
+        source = DirectorySource(Path(args.manifests))
+    else:
+        source = GitSource(args.git_url, args.branch, target.state_path.parent / "git")
+    options = ServeOptions(
+        interval=args.interval,
+        prune=args.prune,
+        allow_empty=args.allow_empty,
+        self_heal=not args.no_self_heal,
+        selector=MappingProxyType(dict(args.selector)),
+        apply=ApplyOptions(parallelism=args.parallelism, timeout=args.timeout),
+    )
+    secret = os.environ.get("RECONCILER_WEBHOOK_SECRET") or None
+    service = Service(source, target, options, webhook_secret=secret)
+    host, port = args.listen
+    asyncio.run(run_service(service, host, port))
+    return 0
