@@ -279,6 +279,12 @@ class Executor:
                     )
                     break
                 except ConflictError:
+                    live = await self._find(key)
+                    if live is not None and live.status == "DELETING":
+                        # an old deployment of that name is going away: create once it is gone
+                        self._emit(change, "submitting", "waiting for the old one to be deleted")
+                        await self.watcher.deployment(key, lambda found: found is None)
+                        continue
                     await self._adopt_existing(change, entry, task_ids)
                     return
                 except (ApiTransportError, ServerError) as exc:

@@ -37,6 +37,7 @@ from .metrics import Metrics
 from .model import DeploymentKey, DesiredState
 from .plan import Plan, PlanOptions
 from .sources import DirectorySource, Source
+from .state import LockHeld
 
 log = logging.getLogger("reconciler.service")
 
@@ -55,13 +56,14 @@ class ServeOptions:
     backoff_initial: float = 5.0
     backoff_cap: float = 300.0
     shutdown_grace: float = 10.0
+    lock_timeout: float = 10.0  # how long a reconcile waits for another apply's lock
 
 
 @dataclass
 class LastReconcile:
     at: float
     seconds: float
-    result: str  # ok | failed | invalid | error
+    result: str  # ok | failed | invalid | locked | error
     revision: str | None
     errors: list[str]
     outcomes: dict[str, int]
@@ -327,6 +329,7 @@ class Service:
                     choose=self._choose,
                     on_request=self.metrics.request,
                     revision=good_revision,
+                    lock_timeout=self.options.lock_timeout,
                 )
                 self._note_outcomes(report)
                 outcomes.update(o.result.value for o in report.outcomes)
@@ -339,6 +342,11 @@ class Service:
             self.metrics.observe_status(self.rows)
             self.api_ok = True
             self._error_streak = 0
+        except LockHeld as exc:
+            result = "locked"  # another apply is running on this state: not an API problem
+            errors = [str(exc)]
+            log.warning("reconcile skipped: %s", exc)
+            self._retry_in(self.options.backoff_initial, "retry")
         except ReconcilerError as exc:
             result = "error"
             errors = [str(exc)]

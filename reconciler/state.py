@@ -34,6 +34,7 @@ from .errors import ReconcilerError
 from .model import DeploymentKey, Record, SpecPath
 
 DEFAULT_STATE_PATH = ".reconciler/state.db"
+JOURNAL_RETENTION = 30 * 24 * 3600.0  # seconds a finished journal entry is kept
 
 MIGRATIONS: tuple[str, ...] = (
     # version 1
@@ -143,6 +144,7 @@ class SqliteStateStore:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
             self._salt = self._meta("salt")
+            self._prune_journal()
         except sqlite3.DatabaseError as exc:
             raise StateError(f"{self.path}: not a usable state file ({exc})") from None
 
@@ -184,6 +186,12 @@ class SqliteStateStore:
         if row is None:
             raise StateError(f"{self.path}: state file lacks its {key}")
         return str(row[0])
+
+    def _prune_journal(self) -> None:
+        """Forget finished journal entries after `JOURNAL_RETENTION` (unfinished ones stay)."""
+        horizon = self._clock() - JOURNAL_RETENTION
+        with self._tx() as db:
+            db.execute("DELETE FROM journal WHERE state = 'done' AND updated_at < ?", (horizon,))
 
     def schema_version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])

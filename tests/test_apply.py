@@ -240,3 +240,15 @@ async def test_requests_in_flight_are_bounded(tmp_path: Path) -> None:
         report = await rig.apply(parallelism=3)
     assert report.ok
     assert in_flight[1] == 3
+
+
+async def test_create_waits_for_a_namesake_being_deleted(rig: Rig) -> None:
+    async with ApiClient(rig.target.settings) as api:
+        await api.create_deployment(1, seed_body("alpha-svc"))
+        await api.delete_deployment(1, "alpha-svc")  # going away, out of band: DELETING
+    rig.write("alpha-svc", manifest("alpha-svc"))
+    report = await rig.apply()
+    assert rig.results(report) == {"alpha-svc": "converged"}
+    assert rig.sim.creates[(1, "alpha-svc")] == 2  # the old one, then ours once it was gone
+    live = rig.sim.cloud.view(rig.sim.cloud.get(1, "alpha-svc"))
+    assert live["description"] == "alpha-svc" and live["status"] == "ACTIVE"

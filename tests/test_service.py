@@ -441,3 +441,25 @@ def test_sigterm_stops_the_service_process_in_time(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert took < 30
     assert '"message": "stopped"' in err
+
+
+async def test_another_apply_holding_the_lock_is_not_an_api_outage(
+    tmp_path: Path, sim: BackgroundServer, start: Callable[..., Any]
+) -> None:
+    from reconciler.state import SqliteStateStore
+
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    run: Running = await start(DirectorySource(folder), sim, lock_timeout=0.2)
+    assert run.service.ready
+    other = SqliteStateStore(run.service.target.state_path)
+    other.acquire_lock()
+    try:
+        runs = run.service.runs
+        run.service.trigger("test")
+        await eventually(lambda: run.service.runs > runs and run.service.running_since is None)
+        assert run.service.last is not None and run.service.last.result == "locked"
+        assert "locked by another apply" in run.service.last.errors[0]
+        assert run.service.ready  # the API is fine; readiness stays
+    finally:
+        other.close()

@@ -137,3 +137,18 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
     store.acquire_lock(timeout=0)
     holder = store.holder()
     assert holder is not None and holder.pid != dead.pid
+
+
+def test_finished_journal_entries_are_forgotten_after_a_while(tmp_path: Path) -> None:
+    from reconciler.state import JOURNAL_RETENTION
+
+    now = [1_000_000.0]
+    store = SqliteStateStore(tmp_path / "state.db", clock=lambda: now[0])
+    old = store.journal_intent(KEY, "create", {})
+    store.journal_done(old, "converged")
+    still_open = store.journal_intent(KEY, "update", {})
+    store.close()
+    now[0] += JOURNAL_RETENTION + 1
+    again = SqliteStateStore(tmp_path / "state.db", clock=lambda: now[0])
+    rows = again._db.execute("SELECT id FROM journal ORDER BY id").fetchall()
+    assert [r[0] for r in rows] == [still_open]
