@@ -60,6 +60,29 @@ def seed_body(name: str = "my-instance", **overrides: Any) -> dict[str, Any]:
     return body
 
 
+def manifest(
+    name: str,
+    *,
+    image: str = "nginx:latest",
+    description: str | None = None,
+    min_: int = 1,
+    max_: int = 2,
+    extra: str = "",
+) -> str:
+    """A small valid manifest for project 1; `extra` is appended under `spec`."""
+    return f"""\
+apiVersion: reconciler/v1
+kind: InferenceDeployment
+metadata: {{name: {name}, project_id: 1}}
+spec:
+  image: {image}
+  flavor_name: {FLAVOR}
+  listening_port: 80
+  description: {description or name}
+  containers: [{{region_id: 1, scale: {{min: {min_}, max: {max_}}}}}]
+{extra}"""
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()

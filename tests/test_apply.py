@@ -20,24 +20,14 @@ from reconciler.state import SqliteStateStore
 from reconciler.tasks import PollOptions
 
 from .conftest import API_KEY, seed_body
+from .conftest import manifest as shared_manifest
 
 FAST = Timings(task_queue=0.05, task_run=0.2, rollout=0.2, delete=0.1)
 POLL = PollOptions(initial=0.05, cap=0.2)
 
 
 def manifest(name: str, image: str = "nginx:latest", min_: int = 1) -> str:
-    return f"""\
-apiVersion: reconciler/v1
-kind: InferenceDeployment
-metadata: {{name: {name}, project_id: 1}}
-spec:
-  image: {image}
-  flavor_name: inference-16vcpu-232gib-1xh100-80gb
-  listening_port: 80
-  description: {name}
-  containers: [{{region_id: 1, scale: {{min: {min_}, max: 2}}}}]
-  envs: {{TOKEN: "t0k3n"}}
-"""
+    return shared_manifest(name, image=image, min_=min_, extra='  envs: {TOKEN: "t0k3n"}\n')
 
 
 class Rig:

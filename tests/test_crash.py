@@ -19,22 +19,9 @@ import pytest
 from reconciler.simulator import BackgroundServer, Faults, Simulator, SimulatorConfig, Timings
 from reconciler.state import SqliteStateStore
 
-from .conftest import API_KEY
+from .conftest import API_KEY, manifest
 
 NAMES = ["svc-a", "svc-b", "svc-c"]
-
-
-def manifest(name: str) -> str:
-    return f"""\
-apiVersion: reconciler/v1
-kind: InferenceDeployment
-metadata: {{name: {name}, project_id: 1}}
-spec:
-  image: nginx:latest
-  flavor_name: inference-16vcpu-232gib-1xh100-80gb
-  listening_port: 80
-  containers: [{{region_id: 1, scale: {{min: 1, max: 1}}}}]
-"""
 
 
 @pytest.fixture
@@ -95,7 +82,7 @@ def test_kill_minus_nine_then_apply_again(
 ) -> None:
     (tmp_path / "manifests").mkdir()
     for name in NAMES:
-        (tmp_path / "manifests" / f"{name}.yaml").write_text(manifest(name))
+        (tmp_path / "manifests" / f"{name}.yaml").write_text(manifest(name, max_=1))
     reached = threading.Event()
     when = MOMENTS[moment]
 

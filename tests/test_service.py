@@ -24,30 +24,23 @@ from reconciler.sources import DirectorySource, GitSource, Source
 from reconciler.tasks import PollOptions
 from reconciler.web import build_app
 
-from .conftest import API_KEY
+from .conftest import API_KEY, manifest
 
 FAST = Timings(task_queue=0.02, task_run=0.1, rollout=0.1, delete=0.05)
 APPLY = ApplyOptions(timeout=10, poll=PollOptions(initial=0.03, cap=0.1))
 SECRET = "webhook-secret"
 
 
-def manifest(name: str, image: str = "nginx:latest", description: str = "svc") -> str:
-    return f"""\
-apiVersion: reconciler/v1
-kind: InferenceDeployment
-metadata: {{name: {name}, project_id: 1}}
-spec:
-  image: {image}
-  flavor_name: inference-16vcpu-232gib-1xh100-80gb
-  listening_port: 80
-  description: {description}
-  containers: [{{region_id: 1, scale: {{min: 1, max: 2}}}}]
-"""
-
-
 def sim_server(**faults: Any) -> BackgroundServer:
     sim = Simulator(SimulatorConfig(api_key=API_KEY, timings=FAST, faults=Faults(**faults)))
     return BackgroundServer(sim)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    path = tmp_path / "manifests"
+    path.mkdir()
+    return path
 
 
 @pytest.fixture
@@ -108,10 +101,8 @@ async def start(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
 
 
 async def test_file_events_create_update_and_prune(
-    tmp_path: Path, sim: BackgroundServer, start: Callable[..., Any]
+    folder: Path, sim: BackgroundServer, start: Callable[..., Any]
 ) -> None:
-    folder = tmp_path / "manifests"
-    folder.mkdir()
     run: Running = await start(DirectorySource(folder), sim, prune=True, allow_empty=True)
 
     (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc"))
@@ -126,10 +117,9 @@ async def test_file_events_create_update_and_prune(
 
 
 async def test_editor_temp_files_and_hidden_folders_are_ignored(
-    tmp_path: Path, sim: BackgroundServer, start: Callable[..., Any]
+    folder: Path, sim: BackgroundServer, start: Callable[..., Any]
 ) -> None:
-    folder = tmp_path / "manifests"
-    (folder / ".git").mkdir(parents=True)
+    (folder / ".git").mkdir()
     run: Running = await start(DirectorySource(folder), sim)
     for name in (".alpha.yaml.swp", "alpha.yaml~", "#alpha.yaml#", ".git/config", "notes.txt"):
         (folder / name).write_text("x")
@@ -139,10 +129,8 @@ async def test_editor_temp_files_and_hidden_folders_are_ignored(
 
 
 async def test_a_burst_of_writes_coalesces(
-    tmp_path: Path, sim: BackgroundServer, start: Callable[..., Any]
+    folder: Path, sim: BackgroundServer, start: Callable[..., Any]
 ) -> None:
-    folder = tmp_path / "manifests"
-    folder.mkdir()
     run: Running = await start(DirectorySource(folder), sim)
     before = run.service.runs
     for i in range(50):
@@ -160,10 +148,8 @@ async def test_a_burst_of_writes_coalesces(
 
 
 async def test_an_invalid_manifest_applies_nothing_until_fixed(
-    tmp_path: Path, sim: BackgroundServer, start: Callable[..., Any]
+    folder: Path, sim: BackgroundServer, start: Callable[..., Any]
 ) -> None:
-    folder = tmp_path / "manifests"
-    folder.mkdir()
     (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc"))
     run: Running = await start(DirectorySource(folder), sim)
     await eventually(run.status_is("alpha-svc", "ACTIVE"))
@@ -188,10 +174,8 @@ async def test_an_invalid_manifest_applies_nothing_until_fixed(
 
 
 async def test_a_failing_deployment_backs_off_without_holding_others(
-    tmp_path: Path, start: Callable[..., Any]
+    folder: Path, start: Callable[..., Any]
 ) -> None:
-    folder = tmp_path / "manifests"
-    folder.mkdir()
     (folder / "good-svc.yaml").write_text(manifest("good-svc"))
     (folder / "bad-svc.yaml").write_text(manifest("bad-svc", image="broken/model:1"))
     posts: list[float] = []
@@ -210,15 +194,13 @@ async def test_a_failing_deployment_backs_off_without_holding_others(
 
 
 async def test_api_down_means_not_ready_then_recovers(
-    tmp_path: Path, start: Callable[..., Any]
+    folder: Path, start: Callable[..., Any]
 ) -> None:
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    folder = tmp_path / "manifests"
-    folder.mkdir()
     (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc"))
     down = Simulator(SimulatorConfig(api_key=API_KEY, timings=FAST))
     placeholder = BackgroundServer(down, port=port)  # bound later; for its URL only
@@ -236,10 +218,8 @@ async def test_api_down_means_not_ready_then_recovers(
 
 
 async def test_drift_is_corrected_within_an_interval(
-    tmp_path: Path, sim: BackgroundServer, start: Callable[..., Any]
+    folder: Path, sim: BackgroundServer, start: Callable[..., Any]
 ) -> None:
-    folder = tmp_path / "manifests"
-    folder.mkdir()
     (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc", description="as written"))
     run: Running = await start(DirectorySource(folder), sim, interval=0.5)
     await eventually(run.status_is("alpha-svc", "ACTIVE"))
@@ -251,10 +231,8 @@ async def test_drift_is_corrected_within_an_interval(
 
 
 async def test_without_self_heal_drift_is_reported(
-    tmp_path: Path, sim: BackgroundServer, start: Callable[..., Any]
+    folder: Path, sim: BackgroundServer, start: Callable[..., Any]
 ) -> None:
-    folder = tmp_path / "manifests"
-    folder.mkdir()
     (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc", description="as written"))
     run: Running = await start(DirectorySource(folder), sim, interval=0.3, self_heal=False)
     await eventually(run.status_is("alpha-svc", "ACTIVE"))
@@ -351,10 +329,8 @@ async def signed_push(app: httpx.AsyncClient) -> None:
 
 
 async def test_webhook_signatures(
-    tmp_path: Path, sim: BackgroundServer, start: Callable[..., Any]
+    folder: Path, sim: BackgroundServer, start: Callable[..., Any]
 ) -> None:
-    folder = tmp_path / "manifests"
-    folder.mkdir()
     run: Running = await start(DirectorySource(folder), sim)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=build_app(run.service)), base_url="http://service"
@@ -385,7 +361,7 @@ async def test_webhook_signatures(
 # -- the process -------------------------------------------------------------------------------
 
 
-def test_sigterm_stops_the_service_process_in_time(tmp_path: Path) -> None:
+def test_sigterm_stops_the_service_process_in_time(tmp_path: Path, folder: Path) -> None:
     import os
     import signal
     import socket
@@ -395,8 +371,6 @@ def test_sigterm_stops_the_service_process_in_time(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    folder = tmp_path / "manifests"
-    folder.mkdir()
     (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
     proc = subprocess.Popen(
@@ -444,12 +418,10 @@ def test_sigterm_stops_the_service_process_in_time(tmp_path: Path) -> None:
 
 
 async def test_another_apply_holding_the_lock_is_not_an_api_outage(
-    tmp_path: Path, sim: BackgroundServer, start: Callable[..., Any]
+    folder: Path, sim: BackgroundServer, start: Callable[..., Any]
 ) -> None:
     from reconciler.state import SqliteStateStore
 
-    folder = tmp_path / "manifests"
-    folder.mkdir()
     run: Running = await start(DirectorySource(folder), sim, lock_timeout=0.2)
     assert run.service.ready
     other = SqliteStateStore(run.service.target.state_path)
