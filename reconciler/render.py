@@ -9,6 +9,7 @@ Sensitive values are already `(sensitive)` inside a plan; nothing here can revea
 
 from __future__ import annotations
 
+import html
 import json
 from typing import Any
 
@@ -113,7 +114,7 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
         if not change.changes and change.action is not Action.DELETE:
             continue
         diff_lines = [" ".join(field_line(f)) for f in change.changes] or ["- (the deployment)"]
-        source = f" · `{change.source}`" if change.source else ""
+        source = f" · <code>{html.escape(change.source)}</code>" if change.source else ""
         sections.append(
             "\n".join(
                 [

@@ -24,7 +24,7 @@ from reconciler.sources import DirectorySource, GitSource, Source
 from reconciler.tasks import PollOptions
 from reconciler.web import build_app
 
-from .conftest import API_KEY, manifest
+from .conftest import API_KEY, eventually, manifest
 
 FAST = Timings(task_queue=0.02, task_run=0.1, rollout=0.1, delete=0.05)
 APPLY = ApplyOptions(timeout=10, poll=PollOptions(initial=0.03, cap=0.1))
@@ -47,15 +47,6 @@ def folder(tmp_path: Path) -> Path:
 def sim() -> Iterator[BackgroundServer]:
     with sim_server() as server:
         yield server
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until `check()` holds: state changes here come from other threads and processes."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 class Running:

@@ -8,10 +8,10 @@ import random
 from reconciler.api import ApiClient
 from reconciler.config import ApiSettings, Secret
 from reconciler.model import DeploymentKey
-from reconciler.simulator import Simulator, SimulatorConfig, Timings, transport
+from reconciler.simulator import Timings, transport
 from reconciler.tasks import PollOptions, Watcher
 
-from .conftest import API_KEY, seed_body
+from .conftest import API_KEY, ManualClock, eventually, make_simulator, seed_body
 
 FAST = Timings(task_queue=0.02, task_run=0.1, rollout=0.1, delete=0.05)
 POLL = PollOptions(initial=0.02, cap=0.05)
@@ -30,14 +30,20 @@ def test_intervals_grow_to_the_cap_with_jitter() -> None:
 
 
 async def _watch(count: int) -> Watcher:
-    sim = Simulator(SimulatorConfig(api_key=API_KEY, timings=FAST))
+    """Wait on `count` creates while the simulator's clock stands still, then let it run:
+    every waiter learns the outcome from the same poll."""
+    clock = ManualClock()
+    sim = make_simulator(clock, timings=FAST)
     settings = ApiSettings(base_url="http://sim", api_key=Secret(API_KEY))
     async with ApiClient(settings, transport=transport(sim)) as api:
         tasks = [
             (await api.create_deployment(1, seed_body(f"svc-{i:02d}")))[0] for i in range(count)
         ]
         async with Watcher(api, asyncio.Semaphore(4), POLL) as watcher:
-            finished = await asyncio.gather(*(watcher.task(1, t) for t in tasks))
+            waiting = asyncio.gather(*(watcher.task(1, t) for t in tasks))
+            await eventually(lambda: sum(watcher.polls.values()) >= 1)  # being watched
+            clock.advance(10)  # every task ends, every deployment comes up
+            finished = await waiting
             assert all(t.state == "FINISHED" for t in finished)
             live = await asyncio.gather(
                 *(
@@ -55,11 +61,10 @@ async def _watch(count: int) -> Watcher:
 async def test_many_waiters_share_list_calls() -> None:
     watcher = await _watch(10)
     assert watcher.polls["task list"] >= 1 and watcher.polls["task get"] == 0
-    assert watcher.polls["deployment list"] >= 1 and watcher.polls["deployment get"] == 0
-    assert sum(watcher.polls.values()) < 20  # far fewer than one request per waiter per round
+    assert watcher.polls["deployment list"] == 1 and watcher.polls["deployment get"] == 0
 
 
 async def test_a_lone_waiter_polls_on_its_own() -> None:
     watcher = await _watch(1)
     assert watcher.polls["task get"] >= 1 and watcher.polls["task list"] == 0
-    assert watcher.polls["deployment get"] >= 1 and watcher.polls["deployment list"] == 0
+    assert watcher.polls["deployment get"] == 1 and watcher.polls["deployment list"] == 0
