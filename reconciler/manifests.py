@@ -69,12 +69,12 @@ def format_path(path: Iterable[str | int]) -> str:
 def discover(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list[ManifestError]]:
     """The manifest files under `paths`: files as given, directories searched recursively for
     `*.yaml`/`*.yml`, hidden entries skipped, symlinks leaving their root refused."""
-    files: list[Path] = []
+    found: list[tuple[Path, Path]] = []  # (real path, path as given or walked)
     errors: list[ManifestError] = []
     for given in paths:
         root = Path(given)
         if root.is_file():
-            files.append(root)
+            found.append((root.resolve(), root))
             continue
         if not root.is_dir():
             errors.append(ManifestError(str(root), 1, 1, "", "no such file or directory"))
@@ -96,19 +96,21 @@ def discover(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list[
                     seen_dirs.add(real)
                     kept.append(name)
             dirnames[:] = kept
+            real_folder = Path(folder).resolve()  # one resolve per folder, not per file
             for name in sorted(filenames):
                 if name.startswith(".") or not name.endswith(SUFFIXES):
                     continue
                 path = Path(folder, name)
-                if not path.resolve().is_relative_to(real_root):
+                real = path.resolve() if path.is_symlink() else real_folder / name
+                if not real.is_relative_to(real_root):
                     errors.append(
                         ManifestError(str(path), 1, 1, "", f"symlink leaves {root}; not read")
                     )
                     continue
-                files.append(path)
+                found.append((real, path))
     unique: dict[Path, Path] = {}
-    for path in sorted(files):
-        unique.setdefault(path.resolve(), path)  # one file reached by two paths is read once
+    for real, path in sorted(found, key=lambda pair: pair[1]):
+        unique.setdefault(real, path)  # one file reached by two paths is read once
     return sorted(unique.values()), errors
 
 
