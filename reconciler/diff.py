@@ -180,7 +180,7 @@ class _Diff:
                 return
         if at.schema == ("command",):
             wanted = " ".join(expected) if isinstance(expected, list) else expected
-            if wanted != live:
+            if not self.same(wanted, live):
                 self.add(at, live, wanted)
             return
         if at.schema in ATOMIC_MAPS:
@@ -330,6 +330,10 @@ def hashed(
         return value
 
     result: dict[str, Any] = walk(dict(body), ())
+    command = body.get("command")
+    if isinstance(command, list) and any(p[:1] == ("command",) for p in paths):
+        # the API answers `command` as one string: hash it whole, so it compares with that
+        result["command"] = hasher(" ".join(command))
     return result
 
 

@@ -242,3 +242,26 @@ async def test_create_waits_for_a_namesake_being_deleted(rig: Rig) -> None:
     assert rig.sim.creates[(1, "alpha-svc")] == 2  # the old one, then ours once it was gone
     live = rig.sim.cloud.view(rig.sim.cloud.get(1, "alpha-svc"))
     assert live["description"] == "alpha-svc" and live["status"] == "ACTIVE"
+
+
+async def test_status_is_synced_with_an_interpolated_command(rig: Rig) -> None:
+    import os
+
+    os.environ["RECONCILER_TEST_PORT_ARG"] = "--port=8080"
+    try:
+        rig.write(
+            "alpha-svc",
+            manifest("alpha-svc").replace(
+                "  envs:", '  command: ["serve", "${RECONCILER_TEST_PORT_ARG}"]\n  envs:'
+            ),
+        )
+        desired = load_desired([rig.dir])
+        assert ("command", 1) in desired.deployments[0].sensitive_paths
+        report = await apply(desired, rig.target, PlanOptions(), ApplyOptions(poll=POLL))
+        assert report.ok
+    finally:
+        del os.environ["RECONCILER_TEST_PORT_ARG"]
+    [row] = await status(rig.target)
+    assert (row.sync, row.health) == (Sync.SYNCED, Health.HEALTHY), row.message
+    state = b"".join(p.read_bytes() for p in rig.target.state_path.parent.glob("state.db*"))
+    assert b"--port=8080" not in state
