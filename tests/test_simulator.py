@@ -274,6 +274,7 @@ async def test_state_file_persists_the_cloud_between_processes(
     async with client_for(make_simulator(clock, state_file=str(state))) as http:
         task = await create(http, seed_body())
     assert state.exists()
+    assert state.stat().st_mode & 0o777 == 0o600  # it holds what it was sent, envs included
     clock.advance(5)
     async with client_for(make_simulator(clock, state_file=str(state))) as http:
         assert await task_state(http, task) == "FINISHED"

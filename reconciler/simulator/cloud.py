@@ -366,6 +366,7 @@ class Cloud:
         }
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
+        # mkstemp creates the file 0600: the simulated cloud holds what it was sent, envs included
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".sim-", suffix=".json")
         try:
             with os.fdopen(fd, "w") as fh:
