@@ -56,7 +56,6 @@ class Result(StrEnum):
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     SKIPPED = "skipped"
-    INTERRUPTED = "interrupted"
 
     @property
     def ok(self) -> bool:
@@ -71,6 +70,7 @@ class Outcome:
     task_ids: tuple[str, ...] = ()
     error: str = ""
     seconds: float = 0.0
+    reason: str = ""  # the plan's reason, for skipped (unchanged) deployments
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,6 @@ class Executor:
         self.revision = revision
         self.clock = clock
         self.slots = asyncio.Semaphore(max(1, self.options.parallelism))
-        self.stopping = False
         self._phase: dict[DeploymentKey, str] = {}
         self._deadline: dict[DeploymentKey, float] = {}
         self.task_waits: list[float] = []
@@ -190,15 +189,17 @@ class Executor:
             self._watcher = watcher
             outcomes = list(await asyncio.gather(*(self._one(c) for c in first)))
             outcomes += await asyncio.gather(*(self._one(c) for c in last))
+        # every deployment gets an outcome: the unchanged ones too
+        outcomes += [
+            Outcome(c.key, c.action, Result.SKIPPED, error="", seconds=0.0, reason=c.reason)
+            for c in plan.changes
+            if not c.action.mutates
+        ]
         return outcomes
 
     async def _one(self, change: Change) -> Outcome:
         started = time.monotonic()
         task_ids: list[str] = []
-        if self.stopping:
-            outcome = Outcome(change.key, change.action, Result.INTERRUPTED, (), "not started")
-            self._emit(change, "interrupted", "not started", outcome=outcome)
-            return outcome
         self._deadline[change.key] = asyncio.get_running_loop().time() + self.options.timeout
         try:  # the deadline is enforced inside `_journaled`, around the work
             if change.action is Action.CREATE:

@@ -28,12 +28,11 @@ STYLES = {
     "converged": "green",
     "failed": "red",
     "timed_out": "red",
-    "interrupted": "yellow",
     "deploying": "cyan",
     "task": "blue",
     "queued": "dim",
 }
-SYMBOLS = {"converged": "✓", "failed": "✗", "timed_out": "✗", "interrupted": "!"}
+SYMBOLS = {"converged": "✓", "failed": "✗", "timed_out": "✗"}
 
 
 def _stamp() -> str:
@@ -131,6 +130,8 @@ def summary_lines(outcomes: list[Outcome], seconds: float) -> list[str]:
     """The per-deployment summary that ends an apply, then the totals."""
     lines = []
     for outcome in outcomes:
+        if outcome.result is Result.SKIPPED:
+            continue  # counted below as unchanged
         symbol = SYMBOLS.get(outcome.result.value, "·")
         text = f"{symbol} {outcome.key} {outcome.action.value}: {outcome.result.value}"
         if outcome.result is Result.CONVERGED:
@@ -141,8 +142,7 @@ def summary_lines(outcomes: list[Outcome], seconds: float) -> list[str]:
     counts = {r: sum(1 for o in outcomes if o.result is r) for r in Result}
     lines.append(
         f"Apply: {counts[Result.CONVERGED]} converged, {counts[Result.FAILED]} failed, "
-        f"{counts[Result.TIMED_OUT]} timed out"
-        + (f", {counts[Result.INTERRUPTED]} interrupted" if counts[Result.INTERRUPTED] else "")
+        f"{counts[Result.TIMED_OUT]} timed out, {counts[Result.SKIPPED]} unchanged"
         + f" in {seconds:.1f}s."
     )
     return lines

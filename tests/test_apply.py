@@ -67,7 +67,10 @@ class Rig:
         return [(c.key.name, c.action.value) for c in plan.changes]
 
     def results(self, report: ApplyReport) -> dict[str, str]:
-        return {o.key.name: o.result.value for o in report.outcomes}
+        """The result of each deployment that was acted on (unchanged ones are `skipped`)."""
+        return {
+            o.key.name: o.result.value for o in report.outcomes if o.result is not Result.SKIPPED
+        }
 
 
 def make_rig(tmp_path: Path, **faults: Any) -> Iterator[Rig]:
@@ -97,6 +100,11 @@ async def test_create_update_delete_round_trip(rig: Rig) -> None:
     rig.write("alpha-svc", manifest("alpha-svc", image="nginx:1.27", min_=2))
     updated = await rig.apply()
     assert rig.results(updated) == {"alpha-svc": "converged"}
+    assert [(o.key.name, o.result, o.reason) for o in updated.outcomes][-1] == (
+        "beta-svc",
+        Result.SKIPPED,
+        "in sync",
+    )
     live = rig.sim.cloud.view(rig.sim.cloud.get(1, "alpha-svc"))
     assert live["image"] == "nginx:1.27" and live["status"] == "ACTIVE"
     assert live["containers"][0]["deploy_status"] == {"ready": 2, "total": 2}
@@ -104,7 +112,7 @@ async def test_create_update_delete_round_trip(rig: Rig) -> None:
 
     (rig.dir / "beta-svc.yaml").unlink()
     kept = await rig.apply()
-    assert kept.outcomes == []  # an orphan without --prune: nothing to do
+    assert kept.outcomes == []  # an orphan without --prune: nothing to do, nothing run
     deleted = await rig.apply(prune=True)
     assert rig.results(deleted) == {"beta-svc": "converged"}
     assert (1, "beta-svc") not in rig.sim.cloud.deployments

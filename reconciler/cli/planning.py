@@ -215,6 +215,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
                         "error": outcome.error,
                         "seconds": round(outcome.seconds, 3),
                         "task_ids": list(outcome.task_ids),
+                        "reason": outcome.reason,
                     }
                 )
             )
