@@ -99,7 +99,14 @@ class LiveReporter:
 
     def _render(self) -> Group:
         table = Table.grid(padding=(0, 2))
-        for key, (action, phase, message, started) in sorted(self.rows.items()):
+        rows = sorted(self.rows.items())
+        room = max(3, self.console.size.height - 4)
+        hidden = 0
+        if len(rows) > room:  # too many for the screen: show what is still moving, or failed
+            shown = [r for r in rows if r[1][1] != "converged"][:room]
+            hidden = len(rows) - len(shown)
+            rows = shown
+        for key, (action, phase, message, started) in rows:
             symbol = SYMBOLS.get(phase, action.symbol)
             style = STYLES.get(phase, "")
             elapsed = f"{time.monotonic() - started:5.1f}s" if phase not in SYMBOLS else ""
@@ -110,6 +117,8 @@ class LiveReporter:
                 Text(message or phase, style=style),
                 Text(elapsed, style="dim"),
             )
+        if hidden:
+            table.add_row(Text(""), Text(f"… and {hidden} more (converged or queued)", style="dim"))
         return Group(table, self.progress)
 
     def __enter__(self) -> LiveReporter:
