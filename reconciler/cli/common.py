@@ -8,6 +8,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, TextIO, TypeAlias
 
+from ..errors import ReconcilerError
+from ..executor import ApplyOptions
 from ..plan import PlanOptions
 
 if TYPE_CHECKING:
@@ -91,3 +93,28 @@ def write_atomic(path: str, text: str) -> None:
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(text)
     tmp.replace(target)
+
+
+def add_execution_flags(p: argparse.ArgumentParser) -> None:
+    """How actions run: shared by `apply` and `serve`."""
+    p.add_argument(
+        "--parallelism",
+        type=int,
+        default=16,
+        metavar="N",
+        help="most API requests in flight at once (default 16)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=seconds,
+        default=900.0,
+        metavar="S",
+        help="seconds each deployment may take to converge (default 900)",
+    )
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+
+
+def apply_options_of(args: argparse.Namespace) -> ApplyOptions:
+    if args.parallelism < 1:
+        raise ReconcilerError(f"--parallelism must be at least 1, got {args.parallelism}")
+    return ApplyOptions(parallelism=args.parallelism, timeout=args.timeout)

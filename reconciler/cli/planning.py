@@ -13,17 +13,18 @@ from types import MappingProxyType
 from .. import engine
 from ..engine import Target
 from ..errors import ReconcilerError
-from ..executor import ApplyOptions, Event, Reporter
+from ..executor import Event, Reporter
 from ..plan import Plan, PlanOptions
 from ..progress import LiveReporter, LogReporter, summary_lines
 from ..render import render
 from ..state import SqliteStateStore
 from .common import (
     Subparsers,
+    add_execution_flags,
     add_planning_flags,
     add_target_flags,
+    apply_options_of,
     plan_options,
-    seconds,
     use_color,
     write_atomic,
 )
@@ -89,21 +90,7 @@ def add_apply(sub: Subparsers) -> None:
     p.add_argument("paths", nargs="*", metavar="PATH")
     p.add_argument("--plan", metavar="FILE", help="apply exactly this saved plan (plan --out)")
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
-    p.add_argument(
-        "--parallelism",
-        type=int,
-        default=16,
-        metavar="N",
-        help="most API requests in flight at once (default 16)",
-    )
-    p.add_argument(
-        "--timeout",
-        type=seconds,
-        default=900.0,
-        metavar="S",
-        help="seconds each deployment may take to converge (default 900)",
-    )
-    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    add_execution_flags(p)
     add_planning_flags(p)
     add_target_flags(p)
     p.set_defaults(func=_cmd_apply)
@@ -163,7 +150,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     else:
         paths, options, fingerprint = args.paths, plan_options(args), None
     desired = engine.load(paths, target)
-    apply_options = ApplyOptions(parallelism=args.parallelism, timeout=args.timeout)
+    apply_options = apply_options_of(args)
     live_output = args.log_format == "text" and sys.stderr.isatty()
     lazy = _LazyLive()
     reporter: Reporter = lazy if live_output else LogReporter(fmt=args.log_format)

@@ -11,9 +11,16 @@ from types import MappingProxyType
 
 from ..engine import Target
 from ..errors import ReconcilerError
-from ..executor import ApplyOptions
 from ..simulator import Faults, Simulator, SimulatorConfig, Timings, serve
-from .common import Subparsers, add_planning_flags, add_target_flags, fraction, seconds
+from .common import (
+    Subparsers,
+    add_execution_flags,
+    add_planning_flags,
+    add_target_flags,
+    apply_options_of,
+    fraction,
+    seconds,
+)
 
 
 def add_simulator(sub: Subparsers) -> None:
@@ -128,9 +135,7 @@ def add_serve(sub: Subparsers) -> None:
         metavar="HOST:PORT",
         help="where to serve the HTTP endpoints (default 127.0.0.1:8080)",
     )
-    p.add_argument("--parallelism", type=int, default=16, metavar="N")
-    p.add_argument("--timeout", type=seconds, default=900.0, metavar="S")
-    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    add_execution_flags(p)
     add_planning_flags(p)
     add_target_flags(p)
     p.set_defaults(func=_cmd_serve)
@@ -157,7 +162,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         allow_empty=args.allow_empty,
         self_heal=not args.no_self_heal,
         selector=MappingProxyType(dict(args.selector)),
-        apply=ApplyOptions(parallelism=args.parallelism, timeout=args.timeout),
+        apply=apply_options_of(args),
     )
     secret = os.environ.get("RECONCILER_WEBHOOK_SECRET") or None
     service = Service(source, target, options, webhook_secret=secret)
