@@ -49,9 +49,8 @@ def test_the_kubernetes_example_parses_and_probes_real_routes() -> None:
     assert args.command == "serve" and args.git_url and args.listen == ("0.0.0.0", 8080)
     env = {e["name"]: e for e in container["env"]}
     assert env["GCORE_API_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "GCORE_API_KEY"
-    app_routes = {
-        getattr(route, "path", None) for route in build_app(Service.__new__(Service)).routes
-    }
+    service = Service(DirectorySource(ROOT / "manifests"), Target(ApiSettings(), ROOT / "x.db"))
+    app_routes = {getattr(route, "path", None) for route in build_app(service).routes}
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert {"/healthz", "/readyz", "/metrics"} <= app_routes
