@@ -27,7 +27,7 @@ from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from .api import ApiClient, Task
-from .diff import RESET_VALUES, diff, hashed
+from .diff import RESET_VALUES, diff
 from .errors import ApiError, ApiTransportError, ConflictError, NotFoundError, ServerError
 from .health import Health, degraded_message, health_of, readiness
 from .model import DeploymentKey, DesiredDeployment, LiveDeployment
@@ -103,16 +103,20 @@ def _intent(
     fields: tuple[str, ...],
     revision: str | None,
 ) -> dict[str, Any]:
-    """What the journal keeps of an action: enough to write its record after a crash."""
+    """What the journal keeps of an action: enough to write its record after a crash.
+
+    The record part is `applied_record`'s own result, so a resumed record is the same one a
+    finished apply would have written."""
     if desired is None:
         return {"fields": list(fields)}
+    record = applied_record(desired, hasher, applied_at=0.0, outcome="", revision=revision)
     return {
         "fields": list(fields),
-        "last_applied": hashed(desired.spec.body(), desired.sensitive_paths, hasher),
-        "sensitive_paths": [list(p) for p in sorted(desired.sensitive_paths, key=str)],
-        "labels": dict(desired.labels),
-        "annotations": dict(desired.annotations),
-        "revision": revision,
+        "last_applied": dict(record.last_applied),
+        "sensitive_paths": [list(p) for p in sorted(record.sensitive_paths, key=str)],
+        "labels": dict(record.labels),
+        "annotations": dict(record.annotations),
+        "revision": record.revision,
     }
 
 
