@@ -1,0 +1,171 @@
+"""Documents to deployments: one file's text -> YAML documents -> validated deployments.
+
+Every problem is appended to the caller's list with its place; a document with any problem
+yields no deployment.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..model import DeploymentKey, DesiredDeployment, Location, SpecPath
+from ..spec import API_VERSION, KIND, Manifest
+from ..yamlsource import Document, Mark, YamlProblem, decode, load_documents
+from .wording import ManifestError, describe, format_path, message
+
+LIST_KIND = "List"
+
+
+@dataclass
+class _Context:
+    file: str
+    errors: list[ManifestError]
+    env: Mapping[str, str]
+    default_project_id: int | None
+
+    def add(self, mark: Mark, path: SpecPath, message: str) -> None:
+        self.errors.append(
+            ManifestError(self.file, mark.line, mark.column, format_path(path), message)
+        )
+
+
+def _suggest(value: Any, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _manifest(
+    ctx: _Context, doc: Document, body: Any, prefix: SpecPath
+) -> DesiredDeployment | None:
+    """Validate one InferenceDeployment mapping found at `prefix` of `doc`."""
+    sensitive_in_doc = {p[len(prefix) :] for p in doc.sensitive if p[: len(prefix)] == prefix}
+    try:
+        manifest = Manifest.model_validate(body)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            key_error = loc and loc[-1] == "[key]"
+            if key_error:
+                loc = loc[:-1]
+            path = prefix + loc
+            # unknown fields, bad keys, and rules about a whole mapping or list point at the key
+            at_key = (
+                err["type"] == "extra_forbidden"
+                or bool(key_error)
+                or (err["type"] == "value_error" and isinstance(err.get("input"), dict | list))
+            )
+            if err["type"] == "missing":
+                parent = path[:-1]
+                mark = doc.mark_of(parent, key=True) if parent else doc.start
+            else:
+                mark = doc.mark_of(path, key=at_key)
+            sensitive = loc[:2] == ("spec", "envs") or any(
+                p[: len(loc)] == loc for p in sensitive_in_doc
+            )
+            ctx.add(mark, path, message(err, sensitive, Manifest))
+        return None
+    metadata = manifest.metadata
+    project_id = metadata.project_id if metadata.project_id is not None else ctx.default_project_id
+    if project_id is None:
+        ctx.add(
+            doc.mark_of((*prefix, "metadata"), key=True),
+            (*prefix, "metadata", "project_id"),
+            f"deployment {metadata.name!r} names no project_id, "
+            "and GCORE_CLOUD_PROJECT_ID is not set",
+        )
+        return None
+    spec_paths = {p[1:] for p in sensitive_in_doc if p[:1] == ("spec",)}
+    spec_paths |= {("envs", k) for k in manifest.spec.envs or {}}
+    start = doc.mark_of(prefix) if prefix else doc.start
+    return DesiredDeployment(
+        key=DeploymentKey(project_id, metadata.name),
+        spec=manifest.spec,
+        source=Location(ctx.file, start.line, start.column),
+        labels=MappingProxyType(dict(metadata.labels)),
+        annotations=MappingProxyType(dict(metadata.annotations)),
+        sensitive_paths=frozenset(spec_paths),
+    )
+
+
+def _document(ctx: _Context, doc: Document) -> list[DesiredDeployment]:
+    body = doc.value
+    if not isinstance(body, dict):
+        ctx.add(doc.start, (), f"a manifest must be a mapping, got {describe(body, False)}")
+        return []
+    version = body.get("apiVersion")
+    kind = body.get("kind")
+    problems = False
+    if version != API_VERSION:
+        what = "missing" if version is None else f"unsupported: {describe(version, False)}"
+        ctx.add(doc.mark_of(("apiVersion",)), ("apiVersion",), f"{what}; expected {API_VERSION}")
+        problems = True
+    if kind not in (KIND, LIST_KIND):
+        what = "missing" if kind is None else f"unknown kind {describe(kind, False)}"
+        ctx.add(
+            doc.mark_of(("kind",)),
+            ("kind",),
+            f"{what}; expected {KIND} or {LIST_KIND}{_suggest(kind, [KIND, LIST_KIND])}",
+        )
+        problems = True
+    if problems:
+        return []
+    if kind == KIND:
+        found = _manifest(ctx, doc, body, ())
+        return [found] if found else []
+    extra = sorted(set(body) - {"apiVersion", "kind", "items"})
+    for key in extra:
+        ctx.add(doc.mark_of((key,), key=True), (key,), "unknown field; a List has only items")
+    items = body.get("items")
+    if not isinstance(items, list):
+        ctx.add(
+            doc.mark_of(("items",)), ("items",), f"expected a list, got {describe(items, False)}"
+        )
+        return []
+    found_all = []
+    for i, item in enumerate(items):
+        path: SpecPath = ("items", i)
+        if not isinstance(item, dict):
+            ctx.add(
+                doc.mark_of(path),
+                path,
+                f"expected a manifest mapping, got {describe(item, False)}",
+            )
+            continue
+        if item.get("kind") == LIST_KIND:
+            ctx.add(doc.mark_of((*path, "kind")), (*path, "kind"), "a List may not hold a List")
+            continue
+        found = _manifest(ctx, doc, item, path)
+        if found:
+            found_all.append(found)
+    return found_all
+
+
+def build(
+    name: str,
+    data: bytes,
+    env: Mapping[str, str],
+    default_project_id: int | None,
+    errors: list[ManifestError],
+) -> list[DesiredDeployment]:
+    ctx = _Context(name, errors, env, default_project_id)
+    text, problem = decode(data)
+    if text is None:
+        assert problem is not None
+        ctx.add(problem.mark, problem.path, problem.message)
+        return []
+    problems: list[YamlProblem] = []
+    documents = load_documents(text, env, problems)
+    for p in problems:
+        ctx.add(p.mark, p.path, p.message)
+    if problems:
+        return []
+    found: list[DesiredDeployment] = []
+    for doc in documents:
+        found.extend(_document(ctx, doc))
+    return found
