@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -108,3 +110,39 @@ def simulator(clock: ManualClock) -> Simulator:
 def server(simulator: Simulator) -> Iterator[BackgroundServer]:
     with BackgroundServer(simulator) as srv:
         yield srv
+
+
+# -- PostgreSQL --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """The DSN of a real PostgreSQL server's admin database (see tests/pgserver.py)."""
+    from tests import pgserver
+
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        pgserver.unavailable(f"psycopg is not installed ({exc})")
+    given = os.environ.get(pgserver.ENV_DSN)
+    if given:
+        yield given
+        return
+    try:
+        server = pgserver.throwaway_server()
+        dsn = server.__enter__()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        pgserver.unavailable(f"{exc} {detail.decode(errors='replace')}".strip())
+    try:
+        yield dsn
+    finally:
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def pg_dsn(pg_server: str) -> str:
+    """A fresh, empty database on the test server."""
+    from tests import pgserver
+
+    return pgserver.create_database(pg_server)
