@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .spec import DeploymentSpec
+
+if TYPE_CHECKING:
+    from .kinds import DesiredObject, Reference
 
 SpecPath = tuple[str | int, ...]
 
@@ -49,14 +52,19 @@ class DesiredDeployment:
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     sensitive_paths: frozenset[SpecPath] = frozenset()
+    references: tuple[Reference, ...] = ()  # the objects it names, where it names them
 
 
 @dataclass(frozen=True)
 class DesiredState:
-    """Every desired deployment, in key order, and how many files they came from."""
+    """Every desired deployment, in key order, and how many files they came from.
+
+    `objects` are the other kinds (credentials, secrets, API keys), in key order.
+    """
 
     deployments: tuple[DesiredDeployment, ...]
     files: int
+    objects: tuple[DesiredObject, ...] = ()
 
     def __iter__(self) -> Iterator[DesiredDeployment]:
         return iter(self.deployments)

@@ -167,6 +167,21 @@ class DeploymentSpec(SpecModel):
     timeout: NonNegative | None = Field(
         None, description="idle seconds before scaling down to scale.min (API default 120)"
     )
+    stopped: bool | None = Field(
+        None,
+        description="reconciler field, never sent: true keeps the deployment stopped, "
+        "false or absent keeps it running",
+    )
+
+    def body(self) -> dict[str, Any]:
+        """The request shape; `stopped` is ours, not the API's, and never part of it."""
+        body = super().body()
+        body.pop("stopped", None)
+        return body
+
+    @property
+    def wants_stopped(self) -> bool:
+        return bool(self.stopped)
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
@@ -234,11 +249,21 @@ def json_schema() -> dict[str, Any]:
     """The JSON Schema of a manifest document, for editors (yaml-language-server)."""
     from pydantic import TypeAdapter
 
-    adapter: TypeAdapter[Manifest | ManifestList] = TypeAdapter(Manifest | ManifestList)
+    from .kinds import ApiKeyManifest, RegistryCredentialManifest, SecretManifest
+
+    adapter: TypeAdapter[Any] = TypeAdapter(
+        Manifest | RegistryCredentialManifest | SecretManifest | ApiKeyManifest | ManifestList
+    )
     schema = adapter.json_schema(ref_template="#/$defs/{model}")
+    kinds = [
+        {"$ref": f"#/$defs/{m.__name__}"}
+        for m in (Manifest, RegistryCredentialManifest, SecretManifest, ApiKeyManifest)
+    ]
+    schema["$defs"]["ManifestList"]["properties"]["items"]["items"] = {"anyOf": kinds}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "reconciler manifest",
-        "description": "An InferenceDeployment, or a List of them (apiVersion reconciler/v1).",
+        "description": "An InferenceDeployment, InferenceRegistryCredential, InferenceSecret or "
+        "InferenceApiKey, or a List of them (apiVersion reconciler/v1).",
         **schema,
     }

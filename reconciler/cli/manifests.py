@@ -8,6 +8,7 @@ import sys
 
 from ..config import ApiSettings
 from ..manifests import load_manifests
+from ..manifests.objects import dangling
 from ..spec import json_schema
 from .common import Subparsers
 
@@ -20,12 +21,26 @@ def add_validate(sub: Subparsers) -> None:
         "every error as FILE:LINE:COL: PATH: MESSAGE. Exit 0 when all are valid, 1 otherwise.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH")
+    add_secrets_from(p)
     p.set_defaults(func=_cmd_validate)
+
+
+def add_secrets_from(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--secrets-from",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder valueFrom.file may read secrets from, besides the manifest roots "
+        "(repeatable; e.g. a mounted Kubernetes Secret)",
+    )
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     settings = ApiSettings.from_env()
-    state, errors = load_manifests(args.paths, default_project_id=settings.project_id)
+    state, errors = load_manifests(
+        args.paths, default_project_id=settings.project_id, secrets_from=args.secrets_from
+    )
     for error in errors:
         print(error)
     files = f"{state.files} file{'s' if state.files != 1 else ''}"
@@ -37,8 +52,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    for warning in dangling(state.deployments, state.objects):
+        print(
+            f"{warning} (warning: plan and apply refuse it unless it exists live)", file=sys.stderr
+        )
     count = len(state)
-    print(f"ok: {count} deployment{'s' if count != 1 else ''} in {files}", file=sys.stderr)
+    objects = len(state.objects)
+    also = f" and {objects} object{'s' if objects != 1 else ''}" if objects else ""
+    print(f"ok: {count} deployment{'s' if count != 1 else ''}{also} in {files}", file=sys.stderr)
     return 0
 
 

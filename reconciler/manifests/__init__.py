@@ -12,11 +12,13 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..kinds import DesiredObject, ObjectKey
 from ..model import DeploymentKey, DesiredDeployment, DesiredState
 from ..spec import NAME_RE
 from ..yamlsource import MAX_FILE_BYTES
 from .discovery import SUFFIXES, discover, read_file
-from .documents import build
+from .documents import Found, build
+from .objects import SecretRoots
 from .wording import ManifestError, ManifestErrors, format_path
 
 
@@ -25,12 +27,13 @@ def _file(
     env: Mapping[str, str],
     default_project_id: int | None,
     errors: list[ManifestError],
-) -> list[DesiredDeployment]:
+    roots: SecretRoots,
+) -> list[Found]:
     data, why = read_file(path)
     if data is None:
         errors.append(ManifestError(str(path), 1, 1, "", why or "cannot read"))
         return []
-    return build(str(path), data, env, default_project_id, errors)
+    return build(str(path), data, env, default_project_id, errors, roots)
 
 
 def load_text(
@@ -47,7 +50,7 @@ def load_text(
         errors.append(ManifestError(name, 1, 1, "", "text is over the 1 MiB limit"))
         return [], errors
     found = build(name, data, os.environ if env is None else env, default_project_id, errors)
-    return found, sorted(errors)
+    return [d for d in found if isinstance(d, DesiredDeployment)], sorted(errors)
 
 
 def load_manifests(
@@ -55,33 +58,43 @@ def load_manifests(
     *,
     env: Mapping[str, str] | None = None,
     default_project_id: int | None = None,
+    secrets_from: Sequence[str | os.PathLike[str]] = (),
 ) -> tuple[DesiredState, list[ManifestError]]:
     """Load and validate every manifest under `paths`.
 
     Returns the desired state and every error found; callers must not act on the state when the
-    list is non-empty (`load_desired` raises instead).
+    list is non-empty (`load_desired` raises instead). `valueFrom.file` reads only from inside
+    `paths` and the folders of `secrets_from`.
     """
     env = os.environ if env is None else env
     files, errors = discover(paths)
-    deployments: list[DesiredDeployment] = []
+    roots = SecretRoots.of(paths, secrets_from)
+    everything: list[Found] = []
     for path in files:
-        deployments.extend(_file(path, env, default_project_id, errors))
-    first_seen: dict[DeploymentKey, DesiredDeployment] = {}
-    for found in sorted(deployments, key=lambda d: d.source):
+        everything.extend(_file(path, env, default_project_id, errors, roots))
+    first_seen: dict[DeploymentKey | ObjectKey, Found] = {}
+    for found in sorted(everything, key=lambda d: d.source):
         other = first_seen.get(found.key)
         if other is None:
             first_seen[found.key] = found
             continue
+        what = f"deployment {found.key}" if isinstance(found, DesiredDeployment) else found.key
         errors.append(
             ManifestError(
                 found.source.file,
                 found.source.line,
                 found.source.column,
                 "metadata.name",
-                f"deployment {found.key} is defined twice: here and at {other.source}",
+                f"{what} is defined twice: here and at {other.source}",
             )
         )
-    state = DesiredState(tuple(sorted(first_seen.values(), key=lambda d: d.key)), len(files))
+    deployments = [d for d in first_seen.values() if isinstance(d, DesiredDeployment)]
+    objects = [o for o in first_seen.values() if isinstance(o, DesiredObject)]
+    state = DesiredState(
+        tuple(sorted(deployments, key=lambda d: d.key)),
+        len(files),
+        tuple(sorted(objects, key=lambda o: o.key)),
+    )
     return state, sorted(set(errors))
 
 
@@ -90,9 +103,12 @@ def load_desired(
     *,
     env: Mapping[str, str] | None = None,
     default_project_id: int | None = None,
+    secrets_from: Sequence[str | os.PathLike[str]] = (),
 ) -> DesiredState:
     """Like `load_manifests`, but raise `ManifestErrors` if anything is wrong."""
-    state, errors = load_manifests(paths, env=env, default_project_id=default_project_id)
+    state, errors = load_manifests(
+        paths, env=env, default_project_id=default_project_id, secrets_from=secrets_from
+    )
     if errors:
         raise ManifestErrors(errors)
     return state

@@ -12,14 +12,18 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from ..kinds import OBJECT_KINDS, DesiredObject, Kind
 from ..model import DeploymentKey, DesiredDeployment, Location, SpecPath
 from ..spec import API_VERSION, KIND, Manifest
 from ..yamlsource import Document, Mark, YamlProblem, decode, load_documents
+from .objects import NO_ROOTS, SecretRoots, build_object, placed_references
 from .wording import ManifestError, describe, format_path, message
 
 LIST_KIND = "List"
+KINDS = [KIND, *(k.value for k in OBJECT_KINDS)]
+Found = DesiredDeployment | DesiredObject
 
 
 @dataclass
@@ -28,6 +32,7 @@ class _Context:
     errors: list[ManifestError]
     env: Mapping[str, str]
     default_project_id: int | None
+    roots: SecretRoots = NO_ROOTS
 
     def add(self, mark: Mark, path: SpecPath, message: str) -> None:
         self.errors.append(
@@ -40,13 +45,19 @@ def _suggest(value: Any, choices: Sequence[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _manifest(
-    ctx: _Context, doc: Document, body: Any, prefix: SpecPath
-) -> DesiredDeployment | None:
-    """Validate one InferenceDeployment mapping found at `prefix` of `doc`."""
+def _validate(
+    ctx: _Context,
+    doc: Document,
+    body: Any,
+    prefix: SpecPath,
+    model: type[BaseModel],
+    also_sensitive: frozenset[SpecPath] = frozenset(),
+) -> Any:
+    """`body` validated as `model`, or None with every problem added at its place."""
     sensitive_in_doc = {p[len(prefix) :] for p in doc.sensitive if p[: len(prefix)] == prefix}
+    sensitive_in_doc |= also_sensitive
     try:
-        manifest = Manifest.model_validate(body)
+        return model.model_validate(body)
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(err["loc"])
@@ -68,8 +79,18 @@ def _manifest(
             sensitive = loc[:2] == ("spec", "envs") or any(
                 p[: len(loc)] == loc for p in sensitive_in_doc
             )
-            ctx.add(mark, path, message(err, sensitive, Manifest))
+            ctx.add(mark, path, message(err, sensitive, model))
         return None
+
+
+def _manifest(
+    ctx: _Context, doc: Document, body: Any, prefix: SpecPath
+) -> DesiredDeployment | None:
+    """Validate one InferenceDeployment mapping found at `prefix` of `doc`."""
+    manifest: Manifest | None = _validate(ctx, doc, body, prefix, Manifest)
+    if manifest is None:
+        return None
+    sensitive_in_doc = {p[len(prefix) :] for p in doc.sensitive if p[: len(prefix)] == prefix}
     metadata = manifest.metadata
     project_id = metadata.project_id if metadata.project_id is not None else ctx.default_project_id
     if project_id is None:
@@ -90,10 +111,29 @@ def _manifest(
         labels=MappingProxyType(dict(metadata.labels)),
         annotations=MappingProxyType(dict(metadata.annotations)),
         sensitive_paths=frozenset(spec_paths),
+        references=placed_references(doc, prefix, manifest.spec, project_id, ctx.file),
     )
 
 
-def _document(ctx: _Context, doc: Document) -> list[DesiredDeployment]:
+def _one(ctx: _Context, doc: Document, body: dict[str, Any], prefix: SpecPath) -> Found | None:
+    """One manifest of any kind (the kind is known to be valid)."""
+    kind = Kind(body["kind"])
+    if kind is Kind.DEPLOYMENT:
+        return _manifest(ctx, doc, body, prefix)
+    return build_object(
+        doc,
+        body,
+        prefix,
+        kind,
+        file=ctx.file,
+        default_project_id=ctx.default_project_id,
+        roots=ctx.roots,
+        validate=lambda model, secret: _validate(ctx, doc, body, prefix, model, secret),
+        add=ctx.add,
+    )
+
+
+def _document(ctx: _Context, doc: Document) -> list[Found]:
     body = doc.value
     if not isinstance(body, dict):
         ctx.add(doc.start, (), f"a manifest must be a mapping, got {describe(body, False)}")
@@ -105,19 +145,20 @@ def _document(ctx: _Context, doc: Document) -> list[DesiredDeployment]:
         what = "missing" if version is None else f"unsupported: {describe(version, False)}"
         ctx.add(doc.mark_of(("apiVersion",)), ("apiVersion",), f"{what}; expected {API_VERSION}")
         problems = True
-    if kind not in (KIND, LIST_KIND):
+    if kind not in (*KINDS, LIST_KIND):
         what = "missing" if kind is None else f"unknown kind {describe(kind, False)}"
         ctx.add(
             doc.mark_of(("kind",)),
             ("kind",),
-            f"{what}; expected {KIND} or {LIST_KIND}{_suggest(kind, [KIND, LIST_KIND])}",
+            f"{what}; expected one of {', '.join(KINDS)} or {LIST_KIND}"
+            f"{_suggest(kind, [*KINDS, LIST_KIND])}",
         )
         problems = True
     if problems:
         return []
-    if kind == KIND:
-        found = _manifest(ctx, doc, body, ())
-        return [found] if found else []
+    if kind != LIST_KIND:
+        single = _one(ctx, doc, body, ())
+        return [single] if single else []
     extra = sorted(set(body) - {"apiVersion", "kind", "items"})
     for key in extra:
         ctx.add(doc.mark_of((key,), key=True), (key,), "unknown field; a List has only items")
@@ -127,7 +168,7 @@ def _document(ctx: _Context, doc: Document) -> list[DesiredDeployment]:
             doc.mark_of(("items",)), ("items",), f"expected a list, got {describe(items, False)}"
         )
         return []
-    found_all = []
+    found_all: list[Found] = []
     for i, item in enumerate(items):
         path: SpecPath = ("items", i)
         if not isinstance(item, dict):
@@ -140,7 +181,10 @@ def _document(ctx: _Context, doc: Document) -> list[DesiredDeployment]:
         if item.get("kind") == LIST_KIND:
             ctx.add(doc.mark_of((*path, "kind")), (*path, "kind"), "a List may not hold a List")
             continue
-        found = _manifest(ctx, doc, item, path)
+        if item.get("kind") in KINDS[1:]:
+            found = _one(ctx, doc, item, path)
+        else:
+            found = _manifest(ctx, doc, item, path)
         if found:
             found_all.append(found)
     return found_all
@@ -152,8 +196,9 @@ def build(
     env: Mapping[str, str],
     default_project_id: int | None,
     errors: list[ManifestError],
-) -> list[DesiredDeployment]:
-    ctx = _Context(name, errors, env, default_project_id)
+    roots: SecretRoots = NO_ROOTS,
+) -> list[Found]:
+    ctx = _Context(name, errors, env, default_project_id, roots)
     text, problem = decode(data)
     if text is None:
         assert problem is not None
@@ -165,7 +210,7 @@ def build(
         ctx.add(p.mark, p.path, p.message)
     if problems:
         return []
-    found: list[DesiredDeployment] = []
+    found: list[Found] = []
     for doc in documents:
         found.extend(_document(ctx, doc))
     return found
