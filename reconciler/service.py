@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -143,6 +143,8 @@ class Service:
         self._retry: asyncio.TimerHandle | None = None
         self._error_streak = 0
         self._observer: Any = None
+        self.last_report: engine.ApplyReport | None = None  # the last reconcile's apply, if any
+        self.listeners: list[Callable[[Service], None]] = []  # told after every reconcile
 
     # -- triggers --------------------------------------------------------------------------
 
@@ -314,6 +316,7 @@ class Service:
                     log.error("invalid manifest at revision %s: %s", revision or "-", error)
             else:
                 self.good = (state, revision)
+            self.last_report = None
             if self.good is not None:
                 desired, good_revision = self.good
                 report = await engine.apply(
@@ -331,6 +334,7 @@ class Service:
                     revision=good_revision,
                     lock_timeout=self.options.lock_timeout,
                 )
+                self.last_report = report
                 self._note_outcomes(report)
                 outcomes.update(o.result.value for o in report.outcomes)
                 if not report.ok and result == "ok":
@@ -373,7 +377,16 @@ class Service:
             seconds,
             shown_revision or "-",
         )
+        self._tell_listeners()
         return self.last
+
+    def _tell_listeners(self) -> None:
+        """The web page and notifications read the result; none of them may break the loop."""
+        for listener in self.listeners:
+            try:
+                listener(self)
+            except Exception:
+                log.exception("a reconcile listener failed")
 
     # -- what /api/status shows ------------------------------------------------------------
 

@@ -5,6 +5,7 @@
 - `GET /metrics`: Prometheus exposition.
 - `GET /api/status`: owned deployments (as `reconciler status --format json`), the revision in
   force, the last reconcile and its errors.
+- `GET /`, `/deployments/{project}/{name}`, `/plan`: the web page (`reconciler/ui/`).
 - `POST /hooks/git`: a GitHub-style push webhook, verified by HMAC-SHA256 of the body
   (`X-Hub-Signature-256: sha256=<hex>`) with `RECONCILER_WEBHOOK_SECRET`; triggers a fetch.
 """
@@ -27,6 +28,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from .service import Service
+from .ui import UiOptions, ui_routes
 
 log = logging.getLogger("reconciler.web")
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -39,7 +41,7 @@ def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(expected, header.removeprefix("sha256="))
 
 
-def build_app(service: Service) -> Starlette:
+def build_app(service: Service, ui: UiOptions | None = None) -> Starlette:
     async def healthz(request: Request) -> Response:
         since = service.running_since
         limit = service.options.apply.timeout + 300
@@ -82,6 +84,7 @@ def build_app(service: Service) -> Starlette:
             Route("/metrics", metrics),
             Route("/api/status", status),
             Route("/hooks/git", hook, methods=["POST"]),
+            *ui_routes(service, ui),  # the web page: reconciler/ui/
         ]
     )
 
@@ -94,14 +97,14 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def run_service(service: Service, host: str, port: int) -> None:
+async def run_service(service: Service, host: str, port: int, ui: UiOptions | None = None) -> None:
     """Serve HTTP and reconcile until SIGTERM/SIGINT; then stop within the shutdown grace."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     config = uvicorn.Config(
-        build_app(service),
+        build_app(service, ui),
         host=host,
         port=port,
         log_level="warning",

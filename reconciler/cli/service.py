@@ -135,6 +135,11 @@ def add_serve(sub: Subparsers) -> None:
         metavar="HOST:PORT",
         help="where to serve the HTTP endpoints (default 127.0.0.1:8080)",
     )
+    p.add_argument(
+        "--ui-actions",
+        action="store_true",
+        help="let the web page sync and refresh (needs RECONCILER_UI_TOKEN; read-only without)",
+    )
     add_execution_flags(p)
     add_planning_flags(p)
     add_target_flags(p)
@@ -143,8 +148,10 @@ def add_serve(sub: Subparsers) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .. import logs
+    from ..config import Secret
     from ..service import ServeOptions, Service
     from ..sources import DirectorySource, GitSource, Source
+    from ..ui import UiOptions
     from ..web import run_service
 
     logs.configure(args.log_format)
@@ -165,7 +172,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         apply=apply_options_of(args),
     )
     secret = os.environ.get("RECONCILER_WEBHOOK_SECRET") or None
+    token = os.environ.get("RECONCILER_UI_TOKEN") or None
+    if args.ui_actions and not token:
+        raise ReconcilerError("--ui-actions needs RECONCILER_UI_TOKEN set to the page's token")
+    ui = UiOptions(actions=args.ui_actions, token=Secret(token) if token else None)
     service = Service(source, target, options, webhook_secret=secret)
     host, port = args.listen
-    asyncio.run(run_service(service, host, port))
+    asyncio.run(run_service(service, host, port, ui))
     return 0

@@ -1,0 +1,163 @@
+"""What the page shows, read once and shared by every viewer for a couple of seconds.
+
+A snapshot joins the service's last good desired state, the state store's records and one fresh
+list of live deployments per project, then plans against them exactly as the next reconcile
+would (before backoff and self-heal narrow it). Pages never call the API themselves: a page view
+costs at most one snapshot per `ttl`, however many tabs poll it. A drift made out of band shows
+on the next snapshot, without waiting for the service's next reconcile.
+
+Secrets: a snapshot holds values that may be secret (the desired spec, the live answer); the
+view layer (`view.py`) masks them before a template sees them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from .. import engine
+from ..engine import StatusRow
+from ..errors import ReconcilerError
+from ..health import Health, Sync, health_of
+from ..model import DeploymentKey, DesiredDeployment, LiveDeployment, Record
+from ..plan import Change, Plan, PlanError, PlanOptions, make_plan
+from ..service import Service
+from ..state import SqliteStateStore
+
+KIND = "InferenceDeployment"
+
+
+@dataclass(frozen=True)
+class DeploymentView:
+    """One owned or desired deployment, everything known about it at the snapshot's time."""
+
+    key: DeploymentKey
+    row: StatusRow
+    desired: DesiredDeployment | None
+    record: Record | None
+    live: LiveDeployment | None
+    change: Change | None
+
+    @property
+    def kind(self) -> str:
+        return str(getattr(self.desired, "kind", KIND) or KIND)
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        if self.desired is not None:
+            return self.desired.labels
+        return self.record.labels if self.record is not None else {}
+
+    @property
+    def owned(self) -> bool:
+        return self.record is not None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    taken_at: float  # wall clock
+    deployments: tuple[DeploymentView, ...]
+    plan: Plan | None
+    plan_error: str | None = None
+    api_error: str | None = None
+
+    def find(self, key: DeploymentKey) -> DeploymentView | None:
+        return next((d for d in self.deployments if d.key == key), None)
+
+
+def _unowned_row(key: DeploymentKey, live: LiveDeployment | None) -> StatusRow:
+    """A desired deployment the reconciler does not own yet: always out of sync."""
+    if live is None:
+        message = "not created yet"
+    else:
+        message = "exists but not owned yet: the next reconcile adopts it"
+    status = live.status if live is not None else ""
+    return StatusRow(key, Sync.OUT_OF_SYNC, health_of(live), status, None, None, message)
+
+
+def _unknown_row(key: DeploymentKey, record: Record | None) -> StatusRow:
+    revision = record.revision if record else None
+    applied = record.applied_at if record else None
+    return StatusRow(key, Sync.UNKNOWN, Health.UNKNOWN, "", revision, applied, "live state unknown")
+
+
+async def take(service: Service) -> Snapshot:
+    """Read records and live state, and plan against the service's last good manifests."""
+    target = service.target
+    desired_state, revision = service.good if service.good else (None, None)
+    desired = desired_state.by_key() if desired_state is not None else {}
+    store = SqliteStateStore(target.state_path)
+    try:
+        records = store.records()
+        keys = sorted(set(records) | set(desired))
+        try:
+            async with engine.connect(target, service.metrics.request) as api:
+                live = await engine.fetch_live(api, {k.project_id for k in keys})
+        except ReconcilerError as exc:
+            views = tuple(
+                DeploymentView(
+                    k, _unknown_row(k, records.get(k)), desired.get(k), records.get(k), None, None
+                )
+                for k in keys
+            )
+            return Snapshot(time.time(), views, None, api_error=str(exc))
+        rows = {r.key: r for r in engine.status_rows(records, live, store.hash_value)}
+        plan: Plan | None = None
+        plan_error = None
+        if desired_state is not None:
+            options = PlanOptions(
+                prune=service.options.prune,
+                allow_empty=service.options.allow_empty,
+                selector=service.options.selector,
+            )
+            try:
+                plan = make_plan(desired_state, records, live, store.hash_value, options, revision)
+            except PlanError as exc:
+                plan_error = str(exc)
+    finally:
+        store.close()
+    changes = {c.key: c for c in plan.changes} if plan else {}
+    views = tuple(
+        DeploymentView(
+            key,
+            rows.get(key) or _unowned_row(key, live.get(key)),
+            desired.get(key),
+            records.get(key),
+            live.get(key),
+            changes.get(key),
+        )
+        for key in keys
+    )
+    return Snapshot(time.time(), views, plan, plan_error)
+
+
+class SnapshotCache:
+    """One snapshot at a time, reused for `ttl` seconds or until the service reconciles again."""
+
+    def __init__(
+        self,
+        service: Service,
+        ttl: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.service = service
+        self.ttl = ttl
+        self.clock = clock
+        self._cached: tuple[float, int, Snapshot] | None = None
+        self._lock = asyncio.Lock()
+
+    def invalidate(self) -> None:
+        self._cached = None
+
+    async def get(self) -> Snapshot:
+        async with self._lock:
+            now = self.clock()
+            if self._cached is not None:
+                at, runs, snapshot = self._cached
+                if now - at < self.ttl and runs == self.service.runs:
+                    return snapshot
+            snapshot = await take(self.service)
+            self._cached = (self.clock(), self.service.runs, snapshot)
+            return snapshot

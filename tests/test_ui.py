@@ -1,0 +1,259 @@
+"""The web page over real HTTP: what it shows, what it escapes and masks, who may act."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reconciler.config import Secret
+from reconciler.model import DeploymentKey
+from reconciler.ui import CSP, UiOptions
+from reconciler.ui.view import masked
+from reconciler.urls import commit_url, redact_url
+
+from .conftest import manifest
+from .uiharness import TOKEN, BackgroundServer, serving, sim_server
+
+CANARY = "canary-7f3a9c1e5b"
+EVIL = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    path = tmp_path / "manifests"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def sim() -> Iterator[BackgroundServer]:
+    with sim_server(task_error_image="^broken/") as server:
+        yield server
+
+
+class _Scripts(HTMLParser):
+    """Every <script> and every inline event handler in a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[dict[str, str | None]] = []
+        self.handlers: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "script":
+            self.scripts.append(dict(attrs))
+        self.handlers += [name for name, _ in attrs if name.startswith("on")]
+
+
+def scripts_of(html: str) -> _Scripts:
+    parser = _Scripts()
+    parser.feed(html)
+    return parser
+
+
+def seed(folder: Path) -> None:
+    (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc"))
+    (folder / "beta-svc.yaml").write_text(manifest("beta-svc"))
+    (folder / "bad-svc.yaml").write_text(manifest("bad-svc", image="broken/model:1"))
+
+
+async def test_overview_counts_and_table(
+    tmp_path: Path, folder: Path, sim: BackgroundServer
+) -> None:
+    seed(folder)
+    async with serving(tmp_path, folder, sim) as served, httpx.AsyncClient() as http:
+        page = await http.get(served.url + "/")
+    assert page.status_code == 200
+    html = page.text
+    counts = dict(
+        re.findall(r'<li data-state="(\w+)">.*?<strong class="count">(\d+)</strong>', html)
+    )
+    # bad-svc's create failed: not owned, not live; the other two converged
+    assert counts["Synced"] == "2" and counts["OutOfSync"] == "1"
+    assert counts["Healthy"] == "2" and counts["Missing"] == "1"
+    for name in ("alpha-svc", "beta-svc", "bad-svc"):
+        assert f'data-key="1/{name}"' in html
+    assert "task" in html.lower()  # the last reconcile's failure is listed
+
+
+async def test_pages_forbid_inline_script_and_render_a_script_name_as_text(
+    tmp_path: Path, folder: Path, sim: BackgroundServer
+) -> None:
+    (folder / "alpha-svc.yaml").write_text(
+        manifest("alpha-svc", description=f'"{EVIL}"').replace(
+            "project_id: 1}", f"project_id: 1, labels: {{team: '{EVIL}'}}}}"
+        )
+    )
+    (folder / "evil.yaml").write_text(manifest(f'"{EVIL}"'))
+    async with serving(tmp_path, folder, sim) as served, httpx.AsyncClient() as http:
+        # the invalid name keeps the set from applying: fix it, keep a bad one elsewhere
+        assert served.service.manifest_errors
+        overview = await http.get(served.url + "/")
+        (folder / "evil.yaml").unlink()
+        served.service.trigger("test")
+        await served.settled(2)
+        detail = await http.get(served.url + "/deployments/1/alpha-svc")
+        plan = await http.get(served.url + "/plan")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in overview.text  # the manifest error
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in detail.text  # description and label
+    for page in (overview, detail, plan):
+        assert page.headers["content-security-policy"] == CSP
+        assert "script-src 'self'" in CSP and "unsafe-inline" not in CSP
+        assert EVIL not in page.text
+        found = scripts_of(page.text)
+        assert [s.get("src", "").split("?")[0] for s in found.scripts] == ["/static/ui.js"]
+        assert found.handlers == []
+
+
+async def test_secrets_never_reach_a_page_or_feed(
+    tmp_path: Path, folder: Path, sim: BackgroundServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UI_CANARY", CANARY)
+    monkeypatch.setenv("UI_CANARY_DESC", CANARY + "-desc")
+    extra = "  envs: {HF_TOKEN: '${UI_CANARY}', PLAIN: also-hidden-value}\n"
+    (folder / "alpha-svc.yaml").write_text(
+        manifest("alpha-svc", description="${UI_CANARY_DESC}", extra=extra)
+    )
+    async with serving(tmp_path, folder, sim) as served, httpx.AsyncClient() as http:
+        assert (served.live("alpha-svc") or {})["envs"]["HF_TOKEN"] == CANARY  # it is live
+        # drift the secret out of band: the pending plan must show a change, not the value
+        served.sim.simulator.cloud.update(1, "alpha-svc", {"envs": {"HF_TOKEN": "x" + CANARY}}, "r")
+        pages = [
+            await http.get(served.url + path)
+            for path in ("/", "/deployments/1/alpha-svc", "/plan", "/api/status")
+        ]
+    for page in pages:
+        assert page.status_code == 200
+        assert CANARY not in page.text, page.url
+        assert "also-hidden-value" not in page.text
+    assert "envs.HF_TOKEN: (sensitive) -&gt; (sensitive)" in pages[2].text
+
+
+async def test_read_only_without_the_flag(
+    tmp_path: Path, folder: Path, sim: BackgroundServer
+) -> None:
+    (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc"))
+    async with serving(tmp_path, folder, sim) as served, httpx.AsyncClient() as http:
+        app_posts = await http.post(
+            served.url + "/ui/actions/sync",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        page = await http.get(served.url + "/")
+    assert app_posts.status_code in (404, 405)
+    assert "data-action=" not in page.text and 'name="csrf-token"' not in page.text
+
+
+def test_no_post_route_exists_without_the_flag(tmp_path: Path) -> None:
+    from reconciler.config import ApiSettings
+    from reconciler.engine import Target
+    from reconciler.service import Service
+    from reconciler.sources import DirectorySource
+    from reconciler.web import build_app
+
+    service = Service(DirectorySource(tmp_path), Target(ApiSettings(), tmp_path / "s.db"))
+    posts = {
+        getattr(r, "path", "")
+        for r in build_app(service).routes
+        if "POST" in (getattr(r, "methods", None) or ())
+    }
+    assert posts == {"/hooks/git"}
+    with pytest.raises(ValueError, match="RECONCILER_UI_TOKEN"):
+        build_app(service, UiOptions(actions=True))
+
+
+async def test_actions_need_the_token_and_the_csrf_header(
+    tmp_path: Path, folder: Path, sim: BackgroundServer
+) -> None:
+    (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc"))
+    ui = UiOptions(actions=True, token=Secret(TOKEN), refresh=0.3, snapshot_ttl=0.2)
+    async with serving(tmp_path, folder, sim, ui) as served, httpx.AsyncClient() as http:
+        page = await http.get(served.url + "/")
+        csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">', page.text)
+        assert csrf
+        url = served.url + "/ui/actions/sync/1/alpha-svc"
+        no_token = await http.post(url, headers={"X-CSRF-Token": csrf[1]})
+        wrong = await http.post(
+            url, headers={"Authorization": "Bearer nope", "X-CSRF-Token": csrf[1]}
+        )
+        no_csrf = await http.post(url, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert (no_token.status_code, wrong.status_code, no_csrf.status_code) == (401, 401, 403)
+        assert served.service.triggers["ui"] == 0
+        runs = served.service.runs
+        served.service.backoff[DeploymentKey(1, "alpha-svc")] = (3, 1e12)
+        ok = await http.post(
+            url, headers={"Authorization": f"Bearer {TOKEN}", "X-CSRF-Token": csrf[1]}
+        )
+        assert ok.status_code == 202
+        await served.settled(runs + 1)
+        assert served.service.triggers["ui"] == 1
+        assert DeploymentKey(1, "alpha-svc") not in served.service.backoff
+        login = await http.post(
+            served.url + "/ui/actions/login",
+            headers={"Authorization": f"Bearer {TOKEN}", "X-CSRF-Token": csrf[1]},
+        )
+        assert login.status_code == 204
+    assert TOKEN not in page.text
+
+
+async def test_unknown_deployment_is_a_404_page(
+    tmp_path: Path, folder: Path, sim: BackgroundServer
+) -> None:
+    async with (
+        serving(tmp_path, folder, sim, allow_empty=True) as served,
+        httpx.AsyncClient() as http,
+    ):
+        page = await http.get(served.url + "/deployments/1/nothing-here")
+    assert page.status_code == 404 and "1/nothing-here" in page.text
+
+
+def test_masked_hides_envs_interpolated_paths_and_a_partly_secret_command() -> None:
+    body = {"envs": {"A": "1"}, "description": "s3cret", "command": "run --key s3cret", "x": 1}
+    out = masked(body, {("description",), ("command", 2)})
+    assert out == {
+        "envs": {"A": "(sensitive)"},
+        "description": "(sensitive)",
+        "command": "(sensitive)",
+        "x": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "https://user:tok3n@hooks.example.com/services/T0/B0/XyZ",
+            "https://***@hooks.example.com/***",
+        ),
+        ("https://hooks.example.com:8443/?token=abc", "https://hooks.example.com:8443/***"),
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
+        ("git@github.com:org/repo.git", "github.com:***"),
+        ("not a url", "***"),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_redact_url_keeps_a_repository_path_but_not_its_credentials() -> None:
+    shown = redact_url("https://x-access-token:ghp_abc@github.com/org/repo.git", keep_path=True)
+    assert shown == "https://***@github.com/org/repo.git"
+
+
+@pytest.mark.parametrize(
+    ("git_url", "link"),
+    [
+        ("https://github.com/org/repo.git", "https://github.com/org/repo/commit/abc1234"),
+        ("git@github.com:org/repo.git", "https://github.com/org/repo/commit/abc1234"),
+        ("https://tok@gitlab.com/g/sub/repo", "https://gitlab.com/g/sub/repo/-/commit/abc1234"),
+        ("https://git.internal.example/org/repo.git", None),
+        ("/srv/git/repo.git", None),
+    ],
+)
+def test_commit_links_only_on_known_hosts(git_url: str, link: str | None) -> None:
+    assert commit_url(git_url, "abc1234") == link
+    assert commit_url(git_url, "not-a-sha") is None

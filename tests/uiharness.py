@@ -1,0 +1,86 @@
+"""A running service with its web page on a real loopback port, against the simulator over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from reconciler.config import ApiSettings, Secret
+from reconciler.engine import Target
+from reconciler.executor import ApplyOptions
+from reconciler.service import ServeOptions, Service
+from reconciler.simulator import BackgroundServer, Faults, Simulator, SimulatorConfig, Timings
+from reconciler.sources import DirectorySource
+from reconciler.tasks import PollOptions
+from reconciler.ui import UiOptions
+from reconciler.web import _Server, build_app
+
+from .conftest import API_KEY, eventually
+
+FAST = Timings(task_queue=0.02, task_run=0.1, rollout=0.1, delete=0.05)
+APPLY = ApplyOptions(timeout=5, poll=PollOptions(initial=0.03, cap=0.1))
+TOKEN = "ui-token-abcdef0123456789"
+
+
+def sim_server(**faults: Any) -> BackgroundServer:
+    sim = Simulator(SimulatorConfig(api_key=API_KEY, timings=FAST, faults=Faults(**faults)))
+    return BackgroundServer(sim)
+
+
+@dataclass
+class Served:
+    service: Service
+    url: str
+    sim: BackgroundServer
+
+    def live(self, name: str) -> dict[str, Any] | None:
+        cloud = self.sim.simulator.cloud
+        dep = cloud.deployments.get((1, name))
+        return cloud.view(dep) if dep else None
+
+    async def settled(self, runs: int = 1) -> None:
+        """Wait until at least `runs` reconciles have finished and none is running."""
+        await eventually(
+            lambda: self.service.runs >= runs and self.service.running_since is None, 20
+        )
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    tmp_path: Path,
+    folder: Path,
+    sim: BackgroundServer,
+    ui: UiOptions | None = None,
+    **options: Any,
+) -> AsyncIterator[Served]:
+    settings = ApiSettings(base_url=sim.url, api_key=Secret(API_KEY))
+    target = Target(settings, tmp_path / "state" / "state.db")
+    options.setdefault("interval", 3600)
+    options.setdefault("debounce", 0.1)
+    options.setdefault("backoff_initial", 30)
+    service = Service(DirectorySource(folder), target, ServeOptions(apply=APPLY, **options))
+    app = build_app(service, ui or UiOptions(refresh=0.3, snapshot_ttl=0.2))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    http = asyncio.create_task(server.serve(sockets=[sock]))
+    stop = asyncio.Event()
+    loop = asyncio.create_task(service.run(stop))
+    served = Served(service, f"http://127.0.0.1:{port}", sim)
+    try:
+        await eventually(lambda: server.started, 10)
+        await served.settled()
+        yield served
+    finally:
+        stop.set()
+        server.should_exit = True
+        await asyncio.wait_for(asyncio.gather(loop, http), 15)
+        sock.close()
