@@ -93,8 +93,11 @@ async def test_response_fills_server_defaults(http: httpx.AsyncClient) -> None:
         "aws_region": "eu-west-1",
         "queue_length": 10,
         "queue_url": "https://sqs.example/q",
-        "secret_name": "aws",
+        "secret_name": "aws-sqs",
     }
+    secret = {"name": "aws-sqs", "type": "aws-iam"}
+    secret["data"] = {"aws_access_key_id": "AKIA", "aws_secret_access_key": "s3cr3t"}
+    assert (await http.post("/cloud/v3/inference/1/secrets", json=secret)).status_code == 201
     body = seed_body(
         containers=[{"region_id": 1, "scale": {"min": 1, "max": 2, "triggers": {"sqs": sqs}}}],
         probes={"liveness_probe": {"enabled": True, "probe": {"http_get": {"port": 80}}}},
@@ -123,6 +126,7 @@ async def test_response_fills_server_defaults(http: httpx.AsyncClient) -> None:
 
 
 async def test_patch_changes_only_what_is_sent_and_null_resets(http: httpx.AsyncClient) -> None:
+    assert (await http.post("/cloud/v3/inference/1/api_keys", json={"name": "key-one"})).is_success
     await create(http, seed_body(api_keys=["key-one"]))
     response = await http.patch(f"{BASE}/my-instance", json={"description": None, "api_keys": []})
     assert response.status_code == 200

@@ -26,6 +26,8 @@ from starlette.types import Receive, Scope, Send
 
 from .cloud import Cloud, CloudError, Task, parse_iso
 from .config import SimulatorConfig
+from .objects import routes as object_routes
+from .podlogs import get_logs
 from .schema import BodyInvalid, validate_create, validate_update
 from .shapes import error_body
 
@@ -165,6 +167,8 @@ class Simulator:
             Route(base + "/{name}", e(_delete_deployment), methods=["DELETE"]),
             Route(base + "/{name}/start", e(_start_deployment), methods=["POST"]),
             Route(base + "/{name}/stop", e(_stop_deployment), methods=["POST"]),
+            Route(base + "/{name}/logs", e(get_logs), methods=["GET"]),
+            *object_routes(e),
             Route("/cloud/v3/inference/flavors", e(self._list_flavors), methods=["GET"]),
             Route("/cloud/v3/inference/flavors/{name}", e(self._get_flavor), methods=["GET"]),
             Route("/cloud/v1/tasks", e(_list_tasks), methods=["GET"]),

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import SimulatorConfig
+from .objects import ObjectStore, check_references
 from .shapes import deployment_view
 
 Clock = Callable[[], float]
@@ -138,6 +139,7 @@ class Cloud:
     clock: Clock = time.time
     deployments: dict[tuple[int, str], Deployment] = field(default_factory=dict)
     tasks: dict[str, Task] = field(default_factory=dict)
+    objects: ObjectStore = field(default_factory=ObjectStore)  # credentials, secrets, API keys
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def __post_init__(self) -> None:
@@ -261,6 +263,7 @@ class Cloud:
         name = spec.pop("name")
         if (project_id, name) in self.deployments:
             raise CloudError(409, "ConflictError", f"Inference deployment {name!r} already exists")
+        check_references(self.objects, project_id, spec)
         task = self._new_task(
             "create", project_id, name, request_id, self._image_error(spec["image"])
         )
@@ -296,6 +299,7 @@ class Cloud:
             spec.pop("auth_enabled", None)
         if "auth_enabled" in changes:
             spec.pop("api_keys", None)
+        check_references(self.objects, project_id, spec)
         task = self._new_task(
             "update", project_id, name, request_id, self._image_error(spec["image"])
         )
@@ -363,6 +367,7 @@ class Cloud:
             "version": 1,
             "deployments": [asdict(d) for d in self.deployments.values()],
             "tasks": [asdict(t) for t in self.tasks.values()],
+            "objects": self.objects.dump(),
         }
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -381,6 +386,7 @@ class Cloud:
             data = json.loads(path.read_text())
             deployments = [Deployment(**d) for d in data["deployments"]]
             tasks = [Task(**t) for t in data["tasks"]]
+            self.objects = ObjectStore.load(data.get("objects") or [])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}: not a simulator state file ({exc})") from exc
         self.deployments = {(d.project_id, d.name): d for d in deployments}
