@@ -12,6 +12,9 @@ are neither desired nor recorded are not ours and never appear. Ownership rules 
 | yes     | yes      | yes  | update (`manifest changed` or `drift`), or noop   |
 | no      | yes      | any  | delete with `--prune` (`orphan`), else noop       |
 
+With `--selector`, a deployment is in scope when its manifest's labels match; a record is an
+orphan only when no manifest (selected or not) names its deployment.
+
 A plan carries no secret: sensitive values are `(sensitive)` in its changes; the executor takes
 the real values from the desired state it re-reads (and checks against the plan's fingerprint).
 """
@@ -199,7 +202,14 @@ def make_plan(
     """Decide an action for every desired or recorded deployment (in key order)."""
     options = options or PlanOptions()
     wanted = {d.key: d for d in desired if selected(d.labels, options.selector)}
-    owned = {k: r for k, r in records.items() if selected(r.labels, options.selector)}
+    # a record is in scope when its manifest is selected (whatever labels it was applied with);
+    # a record whose deployment still has a manifest is never an orphan, selected or not
+    has_manifest = {d.key for d in desired}
+    owned = {
+        k: r
+        for k, r in records.items()
+        if k in wanted or (k not in has_manifest and selected(r.labels, options.selector))
+    }
     present = {k: v for k, v in live.items() if v.status not in GONE_STATUSES}
 
     unowned = sorted(k for k in wanted if k in present and k not in owned)
