@@ -32,7 +32,8 @@ from . import engine
 from .engine import StatusRow, Target
 from .errors import ReconcilerError
 from .executor import ApplyOptions, Event
-from .manifests import ManifestError, load_manifests
+from .manifests import ManifestError
+from .manifests.offloop import load_off_loop
 from .metrics import Metrics
 from .model import DeploymentKey, DesiredState
 from .plan import Plan, PlanOptions
@@ -304,8 +305,8 @@ class Service:
         try:
             snapshot = await self.source.sync()
             revision = snapshot.revision
-            state, manifest_errors = load_manifests(
-                list(snapshot.paths), default_project_id=self.target.settings.project_id
+            state, manifest_errors = await load_off_loop(
+                list(snapshot.paths), self.target.settings.project_id
             )
             self.manifest_errors = manifest_errors
             self.metrics.manifest_errors.set(len(manifest_errors))

@@ -8,14 +8,13 @@
 - `GET /`, `/deployments/{project}/{name}`, `/plan`: the web page (`reconciler/ui/`).
 - `POST /hooks/git`: a GitHub-style push webhook, verified by HMAC-SHA256 of the body
   (`X-Hub-Signature-256: sha256=<hex>`) with `RECONCILER_WEBHOOK_SECRET`; triggers a fetch.
+  The body is capped and timed (see `webhook.py`); a replayed delivery ID triggers nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import logging
 import signal
 import time
@@ -29,19 +28,22 @@ from starlette.routing import Route
 
 from .service import Service
 from .ui import UiOptions, ui_routes
+from .webhook import Deliveries, WebhookLimits, read_body, signature_ok
 
 log = logging.getLogger("reconciler.web")
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+HTTP_CONCURRENCY = 200  # connections at once; more are answered 503 by uvicorn
 
 
-def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
-    if not header or not header.startswith("sha256="):
-        return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header.removeprefix("sha256="))
+__all__ = ["build_app", "run_service", "signature_ok"]
 
 
-def build_app(service: Service, ui: UiOptions | None = None) -> Starlette:
+def build_app(
+    service: Service, ui: UiOptions | None = None, limits: WebhookLimits | None = None
+) -> Starlette:
+    limits = limits or WebhookLimits()
+    deliveries = Deliveries()
+
     async def healthz(request: Request) -> Response:
         since = service.running_since
         limit = service.options.apply.timeout + 300
@@ -67,10 +69,15 @@ def build_app(service: Service, ui: UiOptions | None = None) -> Starlette:
             return JSONResponse(
                 {"error": "webhook disabled: set RECONCILER_WEBHOOK_SECRET"}, status_code=404
             )
-        body = await request.body()
+        body = await read_body(request, limits)
+        if isinstance(body, Response):
+            return body
         if not signature_ok(secret, body, request.headers.get("x-hub-signature-256")):
             log.warning("webhook refused: bad or missing X-Hub-Signature-256")
             return JSONResponse({"error": "bad or missing signature"}, status_code=401)
+        if not deliveries.first_time(request.headers.get("x-github-delivery")):
+            log.info("webhook: delivery already seen; ignored")
+            return JSONResponse({"ok": True, "duplicate": True})
         event = request.headers.get("x-github-event", "push")
         if event == "ping":
             return JSONResponse({"ok": True, "event": "ping"})
@@ -108,8 +115,11 @@ async def run_service(service: Service, host: str, port: int, ui: UiOptions | No
         host=host,
         port=port,
         log_level="warning",
+        log_config=None,  # uvicorn's records go through our handler (text or JSON)
         lifespan="off",
         access_log=False,
+        limit_concurrency=HTTP_CONCURRENCY,
+        timeout_keep_alive=5,
     )
     server = _Server(config)
     http = asyncio.create_task(server.serve(), name="http")
