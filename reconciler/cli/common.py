@@ -1,4 +1,7 @@
-"""What the commands share: argument types, common flags, output helpers."""
+"""What the commands share: argument types, common flags, output helpers.
+
+Imports stay light (see the package docstring): option types are imported where they are built.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,11 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, TextIO, TypeAlias
 
 from ..errors import ReconcilerError
-from ..executor import ApplyOptions
-from ..plan import PlanOptions
 
 if TYPE_CHECKING:
+    from ..executor import ApplyOptions
+    from ..plan import PlanOptions
+
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 else:
     Subparsers = argparse._SubParsersAction  # not subscriptable at run time
@@ -75,6 +79,8 @@ def add_planning_flags(p: argparse.ArgumentParser) -> None:
 
 
 def plan_options(args: argparse.Namespace) -> PlanOptions:
+    from ..plan import PlanOptions
+
     return PlanOptions(
         prune=args.prune,
         allow_empty=args.allow_empty,
@@ -117,4 +123,6 @@ def add_execution_flags(p: argparse.ArgumentParser) -> None:
 def apply_options_of(args: argparse.Namespace) -> ApplyOptions:
     if args.parallelism < 1:
         raise ReconcilerError(f"--parallelism must be at least 1, got {args.parallelism}")
+    from ..executor import ApplyOptions
+
     return ApplyOptions(parallelism=args.parallelism, timeout=args.timeout)

@@ -6,10 +6,6 @@ import argparse
 import json
 import sys
 
-from ..config import ApiSettings
-from ..manifests import load_manifests
-from ..manifests.objects import dangling
-from ..spec import json_schema
 from .common import Subparsers
 
 
@@ -37,6 +33,10 @@ def add_secrets_from(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from ..config import ApiSettings
+    from ..manifests import load_manifests
+    from ..manifests.objects import dangling
+
     settings = ApiSettings.from_env()
     state, errors = load_manifests(
         args.paths, default_project_id=settings.project_id, secrets_from=args.secrets_from
@@ -74,5 +74,7 @@ def add_schema(sub: Subparsers) -> None:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
+    from ..spec import json_schema
+
     print(json.dumps(json_schema(), indent=2))
     return 0

@@ -1,23 +1,18 @@
-"""`reconciler plan`, `reconciler apply` and `reconciler status`."""
+"""`reconciler plan`, `reconciler apply` and `reconciler status`.
+
+The engine (pydantic, httpx, SQLite) and rich load inside the commands, not with the parser.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import signal
 import sys
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-from .. import engine
-from ..engine import Target
 from ..errors import ReconcilerError
-from ..executor import Event, Reporter
-from ..plan import Plan, PlanOptions
-from ..progress import LiveReporter, LogReporter, summary_lines
-from ..render import render
-from ..state import SqliteStateStore
 from .common import (
     Subparsers,
     add_execution_flags,
@@ -28,6 +23,12 @@ from .common import (
     use_color,
     write_atomic,
 )
+
+if TYPE_CHECKING:
+    from .. import engine
+    from ..executor import Event, Reporter
+    from ..plan import Plan, PlanOptions
+    from ..progress import LiveReporter
 
 
 def add_plan(sub: Subparsers) -> None:
@@ -51,6 +52,13 @@ def add_plan(sub: Subparsers) -> None:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .. import engine
+    from ..engine import Target
+    from ..render import render
+    from ..state import SqliteStateStore
+
     target = Target.from_env(state=args.state, simulate=args.simulate)
     desired = engine.load(args.paths, target)
     options = plan_options(args)
@@ -97,6 +105,8 @@ def add_apply(sub: Subparsers) -> None:
 
 
 def _saved_plan(path: str) -> tuple[list[str], PlanOptions, str]:
+    from ..plan import PlanOptions
+
     try:
         data = json.loads(Path(path).read_text())
         inputs = data["inputs"]
@@ -123,6 +133,8 @@ class _LazyLive:
 
     def __call__(self, event: Event) -> None:
         if self.live is None:
+            from ..progress import LiveReporter
+
             self.live = LiveReporter().__enter__()
         self.live(event)
 
@@ -137,6 +149,14 @@ def _confirm(plan: Plan) -> bool:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from .. import engine
+    from ..engine import Target
+    from ..progress import LogReporter, summary_lines
+    from ..render import render
+
     if bool(args.plan) == bool(args.paths):
         raise ReconcilerError("give manifest paths, or --plan FILE (not both)")
     if not args.auto_approve and not sys.stdin.isatty():
@@ -224,6 +244,11 @@ def add_status(sub: Subparsers) -> None:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .. import engine
+    from ..engine import Target
+
     target = Target.from_env(state=args.state, simulate=args.simulate)
     rows = asyncio.run(engine.status(target))
     if args.format == "json":

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from pathlib import Path
 from types import MappingProxyType
 
-from ..engine import Target
 from ..errors import ReconcilerError
-from ..simulator import Faults, Simulator, SimulatorConfig, Timings, serve
+from ..simulator.config import Timings  # plain dataclasses: the defaults shown in --help
 from .common import (
     Subparsers,
     add_execution_flags,
@@ -62,6 +60,8 @@ def add_simulator(sub: Subparsers) -> None:
 
 
 def _cmd_simulator(args: argparse.Namespace) -> int:
+    from ..simulator import Faults, Simulator, SimulatorConfig, serve
+
     config = SimulatorConfig(
         api_key=args.api_key or os.environ.get("GCORE_API_KEY") or None,
         page_cap=args.page_cap,
@@ -147,8 +147,11 @@ def add_serve(sub: Subparsers) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
     from .. import logs
     from ..config import Secret
+    from ..engine import Target
     from ..service import ServeOptions, Service
     from ..sources import DirectorySource, GitSource, Source
     from ..ui import UiOptions
