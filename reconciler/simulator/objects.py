@@ -12,9 +12,11 @@ decides where upstream is silent (documented in the README's simulator section):
   state file holds no secret;
 - `cloud.py` imports this module, so the few names needed from `cloud` and `app` are imported
   where they are used;
-- creating a namesake is 409; a missing one is 404; deleting an object a deployment still names
-  is 409 naming the deployments; a deployment create or update naming an object that does not
-  exist is 422 (`check_references`, called by the cloud).
+- creating a namesake is 409; a missing one is 404; deleting a credential or secret a deployment
+  still names is 409 naming the deployments; an API key can be deleted while in use (that is how
+  a key is revoked): the deployments keep its name, and a namesake created later serves them;
+- a deployment create or update naming an object that does not exist is 422
+  (`check_references`, called by the cloud).
 """
 
 from __future__ import annotations
@@ -246,7 +248,7 @@ def _collection_handlers(collection: str) -> dict[str, Handler]:
     async def delete(request: Request, cloud: Cloud) -> Response:
         project_id, name = _ids(request)
         cloud.objects.get(collection, project_id, name)
-        using = users(cloud, collection, project_id, name)
+        using = users(cloud, collection, project_id, name) if collection != API_KEYS else []
         if using:
             raise _error(
                 409,
