@@ -145,6 +145,7 @@ class Service:
         self._error_streak = 0
         self._observer: Any = None
         self.last_report: engine.ApplyReport | None = None  # the last reconcile's apply, if any
+        self.drifted: dict[DeploymentKey, str] = {}  # what the last plan found edited out of band
         self.listeners: list[Callable[[Service], None]] = []  # told after every reconcile
 
     # -- triggers --------------------------------------------------------------------------
@@ -244,6 +245,9 @@ class Service:
         """Leave drift alone without self-heal; skip deployments still backing off."""
         now = time.monotonic()
         drifted = [c for c in plan.changes if c.reason.startswith("drift")]
+        self.drifted = {
+            c.key: f"{c.reason}: " + ", ".join(f.path for f in c.changes[:5]) for c in drifted
+        }
         if drifted:
             self.metrics.drift.inc(len(drifted))
             for change in drifted:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ async def serving(
     folder: Path,
     sim: BackgroundServer,
     ui: UiOptions | None = None,
+    listeners: Sequence[Callable[[Service], None]] = (),
     **options: Any,
 ) -> AsyncIterator[Served]:
     settings = ApiSettings(base_url=sim.url, api_key=Secret(API_KEY))
@@ -66,6 +67,7 @@ async def serving(
     options.setdefault("debounce", 0.1)
     options.setdefault("backoff_initial", 30)
     service = Service(DirectorySource(folder), target, ServeOptions(apply=APPLY, **options))
+    service.listeners.extend(listeners)
     app = build_app(service, ui or UiOptions(refresh=0.3, snapshot_ttl=0.2))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

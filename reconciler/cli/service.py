@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from ..errors import ReconcilerError
 from ..simulator.config import Timings  # plain dataclasses: the defaults shown in --help
@@ -19,6 +20,10 @@ from .common import (
     fraction,
     seconds,
 )
+
+if TYPE_CHECKING:
+    from ..service import Service
+    from ..ui import UiOptions
 
 
 def add_simulator(sub: Subparsers) -> None:
@@ -140,6 +145,14 @@ def add_serve(sub: Subparsers) -> None:
         action="store_true",
         help="let the web page sync and refresh (needs RECONCILER_UI_TOKEN; read-only without)",
     )
+    p.add_argument(
+        "--notify-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="POST a JSON event here on each change of state (failed, drift, manifest errors, "
+        "recovery); repeatable",
+    )
     add_execution_flags(p)
     add_planning_flags(p)
     add_target_flags(p)
@@ -155,7 +168,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from ..service import ServeOptions, Service
     from ..sources import DirectorySource, GitSource, Source
     from ..ui import UiOptions
-    from ..web import run_service
+    from ..urls import redact_url
 
     logs.configure(args.log_format)
     if args.no_adopt:
@@ -178,8 +191,25 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     token = os.environ.get("RECONCILER_UI_TOKEN") or None
     if args.ui_actions and not token:
         raise ReconcilerError("--ui-actions needs RECONCILER_UI_TOKEN set to the page's token")
+    for url in args.notify_url:
+        if not url.startswith(("http://", "https://")) or url[-3:] == "://":
+            raise ReconcilerError(f"--notify-url: expected an http(s) URL, got {redact_url(url)}")
     ui = UiOptions(actions=args.ui_actions, token=Secret(token) if token else None)
     service = Service(source, target, options, webhook_secret=secret)
     host, port = args.listen
-    asyncio.run(run_service(service, host, port, ui))
+    asyncio.run(_serve(service, host, port, ui, args.notify_url))
     return 0
+
+
+async def _serve(service: Service, host: str, port: int, ui: UiOptions, notify: list[str]) -> None:
+    from ..notify import Notifier
+    from ..web import run_service
+
+    notifier = Notifier(notify) if notify else None
+    if notifier is not None:
+        service.listeners.append(notifier)
+    try:
+        await run_service(service, host, port, ui)
+    finally:
+        if notifier is not None:
+            await notifier.drain(timeout=3.0)
