@@ -14,24 +14,26 @@ user_version` with forward-only migrations; a file from a newer version is refus
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import secrets
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .diff import HASH_PREFIX
+from . import statekey
 from .errors import ReconcilerError
 from .model import DeploymentKey, Record, SpecPath
+from .statekey import Hasher, KeyMaterial, KeySource
+
+if TYPE_CHECKING:
+    from .pgstate import PostgresStateStore
 
 DEFAULT_STATE_PATH = ".reconciler/state.db"
 JOURNAL_RETENTION = 30 * 24 * 3600.0  # seconds a finished journal entry is kept
@@ -129,21 +131,103 @@ def _path_key(path: SpecPath) -> list[str | int]:
     return list(path)
 
 
+# -- rows: what every backend writes and reads back, in one place -------------------------------
+
+RECORD_COLUMNS = (
+    "project_id", "name", "last_applied", "sensitive_paths", "labels", "annotations",
+    "revision", "applied_at", "outcome", "message",
+)  # fmt: skip
+JOURNAL_COLUMNS = (
+    "id", "project_id", "name", "action", "intent", "task_ids", "state", "result", "message",
+    "started_at",
+)  # fmt: skip
+
+
+def record_row(record: Record) -> tuple[Any, ...]:
+    """A record as the columns of `RECORD_COLUMNS` (JSON text for the structured ones)."""
+    return (
+        record.key.project_id,
+        record.key.name,
+        json.dumps(dict(record.last_applied), sort_keys=True),
+        json.dumps(sorted(_path_key(p) for p in record.sensitive_paths)),
+        json.dumps(dict(record.labels), sort_keys=True),
+        json.dumps(dict(record.annotations), sort_keys=True),
+        record.revision,
+        record.applied_at,
+        record.outcome,
+        record.message,
+    )
+
+
+def record_of(row: Sequence[Any]) -> Record:
+    key = DeploymentKey(row[0], row[1])
+    return Record(
+        key=key,
+        last_applied=json.loads(row[2]),
+        sensitive_paths=frozenset(tuple(p) for p in json.loads(row[3])),
+        labels=MappingProxyType(json.loads(row[4])),
+        annotations=MappingProxyType(json.loads(row[5])),
+        revision=row[6],
+        applied_at=row[7],
+        outcome=row[8],
+        message=row[9],
+    )
+
+
+def journal_of(row: Sequence[Any]) -> JournalEntry:
+    return JournalEntry(
+        id=row[0],
+        key=DeploymentKey(row[1], row[2]),
+        action=row[3],
+        intent=json.loads(row[4]),
+        task_ids=tuple(json.loads(row[5])),
+        state=row[6],
+        result=row[7],
+        message=row[8],
+        started_at=row[9],
+    )
+
+
+def _private_file(path: Path) -> None:
+    """Create the state file 0600 in a folder of ours made 0700; tighten an existing one.
+
+    SQLite creates the -wal and -shm files with the database file's mode, so they follow.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for part in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = part.stat().st_mode & 0o777
+            if mode & 0o077:
+                part.chmod(mode & 0o700)
+        except FileNotFoundError:
+            continue
+
+
 class SqliteStateStore:
     """The SQLite implementation of `StateStore`."""
 
-    def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        clock: Callable[[], float] = time.time,
+        key: KeyMaterial | None = None,
+    ):
         self.path = Path(path)
         self._clock = clock
         self._lock_token: str | None = None
+        self._key = key or statekey.from_env()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private_file(self.path)
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
-            self._salt = self._meta("salt")
+            self._hasher = self._open_hasher()
             self._prune_journal()
         except sqlite3.DatabaseError as exc:
             raise StateError(f"{self.path}: not a usable state file ({exc})") from None
@@ -175,11 +259,40 @@ class SqliteStateStore:
                 for statement in _statements(MIGRATIONS[number]):
                     db.execute(statement)
             if version == 0:
-                db.execute(
-                    "INSERT INTO meta (key, value) VALUES ('salt', ?), ('created_at', ?)",
-                    (secrets.token_hex(16), str(self._clock())),
-                )
+                salt = secrets.token_hex(16)
+                if self._key is None:
+                    self._key = statekey.create_key_file(self.key_path)
+                meta = {"salt": salt, "created_at": str(self._clock())}
+                meta.update(statekey.meta_of(Hasher(salt, self._key)))
+                db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
+            elif db.execute("SELECT 1 FROM meta WHERE key = 'hash_key'").fetchone() is None:
+                # Written before keyed hashes: its hashes are keyed by the salt alone.
+                salt = db.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()[0]
+                legacy = statekey.meta_of(Hasher(salt, statekey.NO_KEY))
+                db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", legacy.items())
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @property
+    def key_path(self) -> Path:
+        """The key file beside the state file (see `statekey`)."""
+        return self.path.with_name(self.path.name + ".key")
+
+    def _open_hasher(self) -> Hasher:
+        source = self._meta("hash_key")
+        key = self._key
+        if key is None:
+            if source != KeySource.FILE:
+                key = statekey.NO_KEY  # verify() below says what a keyed store needs
+            elif self.key_path.exists():
+                key = statekey.read_key_file(self.key_path)
+            else:
+                raise StateError(
+                    f"{self.key_path}: the state key file is missing; the state's secrets were "
+                    f"hashed with it: restore it (or point {statekey.ENV_KEY_FILE} at a copy)"
+                )
+        hasher = Hasher(self._meta("salt"), key)
+        statekey.verify(hasher, source, self._meta("key_check"), str(self.path))
+        return hasher
 
     def _meta(self, key: str) -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -206,52 +319,23 @@ class SqliteStateStore:
     # -- secrets ---------------------------------------------------------------------------
 
     def hash_value(self, value: Any) -> str:
-        """A salted hash of a sensitive value: comparable, never reversible to the value."""
-        data = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
-        digest = hmac.new(self._salt.encode(), data, hashlib.sha256).hexdigest()
-        return HASH_PREFIX + digest
+        """A keyed hash of a sensitive value: comparable, never reversible to the value."""
+        return self._hasher(value)
 
     # -- records ---------------------------------------------------------------------------
 
     def records(self) -> dict[DeploymentKey, Record]:
         rows = self._db.execute(
-            "SELECT project_id, name, last_applied, sensitive_paths, labels, annotations, "
-            "revision, applied_at, outcome, message FROM deployments ORDER BY project_id, name"
+            f"SELECT {', '.join(RECORD_COLUMNS)} FROM deployments ORDER BY project_id, name"
         ).fetchall()
-        result = {}
-        for row in rows:
-            key = DeploymentKey(row[0], row[1])
-            result[key] = Record(
-                key=key,
-                last_applied=json.loads(row[2]),
-                sensitive_paths=frozenset(tuple(p) for p in json.loads(row[3])),
-                labels=MappingProxyType(json.loads(row[4])),
-                annotations=MappingProxyType(json.loads(row[5])),
-                revision=row[6],
-                applied_at=row[7],
-                outcome=row[8],
-                message=row[9],
-            )
-        return result
+        return {record.key: record for record in map(record_of, rows)}
 
     def save_record(self, record: Record) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO deployments (project_id, name, last_applied, "
-                "sensitive_paths, labels, annotations, revision, applied_at, outcome, message) "
+                f"INSERT OR REPLACE INTO deployments ({', '.join(RECORD_COLUMNS)}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.key.project_id,
-                    record.key.name,
-                    json.dumps(dict(record.last_applied), sort_keys=True),
-                    json.dumps(sorted(_path_key(p) for p in record.sensitive_paths)),
-                    json.dumps(dict(record.labels), sort_keys=True),
-                    json.dumps(dict(record.annotations), sort_keys=True),
-                    record.revision,
-                    record.applied_at,
-                    record.outcome,
-                    record.message,
-                ),
+                record_row(record),
             )
 
     def forget(self, key: DeploymentKey) -> None:
@@ -290,23 +374,9 @@ class SqliteStateStore:
 
     def unfinished(self) -> list[JournalEntry]:
         rows = self._db.execute(
-            "SELECT id, project_id, name, action, intent, task_ids, state, result, message, "
-            "started_at FROM journal WHERE state != 'done' ORDER BY id"
+            f"SELECT {', '.join(JOURNAL_COLUMNS)} FROM journal WHERE state != 'done' ORDER BY id"
         ).fetchall()
-        return [
-            JournalEntry(
-                id=row[0],
-                key=DeploymentKey(row[1], row[2]),
-                action=row[3],
-                intent=json.loads(row[4]),
-                task_ids=tuple(json.loads(row[5])),
-                state=row[6],
-                result=row[7],
-                message=row[8],
-                started_at=row[9],
-            )
-            for row in rows
-        ]
+        return [journal_of(row) for row in rows]
 
     # -- the apply lock --------------------------------------------------------------------
 
@@ -372,7 +442,17 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
 
-def open_store(path: str | os.PathLike[str] | None = None) -> SqliteStateStore:
-    """Open the store at `path`, else `$RECONCILER_STATE`, else `.reconciler/state.db`."""
-    chosen = path or os.environ.get("RECONCILER_STATE") or DEFAULT_STATE_PATH
-    return SqliteStateStore(chosen)
+def open_store(
+    location: str | os.PathLike[str] | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+    key: KeyMaterial | None = None,
+) -> SqliteStateStore | PostgresStateStore:
+    """Open the store at `location` (a file path or a `postgresql://` URL), else
+    `$RECONCILER_STATE`, else `.reconciler/state.db`."""
+    chosen = str(location or os.environ.get("RECONCILER_STATE") or DEFAULT_STATE_PATH)
+    if chosen.startswith(("postgresql://", "postgres://")):
+        from .pgstate import PostgresStateStore
+
+        return PostgresStateStore(chosen, clock=clock, key=key)
+    return SqliteStateStore(chosen, clock=clock, key=key)

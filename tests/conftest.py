@@ -146,3 +146,14 @@ def pg_dsn(pg_server: str) -> str:
     from tests import pgserver
 
     return pgserver.create_database(pg_server)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def state_location(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """Where a state store lives: a SQLite file, or a fresh database on a real PostgreSQL.
+
+    Every test that takes it runs once per backend: the contract both stores keep.
+    """
+    if request.param == "sqlite":
+        return str(tmp_path / "state" / "state.db")
+    return str(request.getfixturevalue("pg_dsn"))

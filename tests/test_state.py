@@ -1,22 +1,31 @@
-"""The SQLite state store: records, secrets as hashes, journal, schema versions, the lock."""
+"""The state store contract, kept by both backends: every test here runs on SQLite and on a
+real PostgreSQL (the `state_location` fixture). Backend-only behaviour lives in
+test_state_sqlite.py and test_state_postgres.py."""
 
 from __future__ import annotations
 
-import sqlite3
+import os
+import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from reconciler.model import DeploymentKey, Record
-from reconciler.state import SCHEMA_VERSION, LockHeld, SqliteStateStore, StateError
+from reconciler.state import JOURNAL_RETENTION, SCHEMA_VERSION, LockHeld, StateError, open_store
+from reconciler.statekey import ENV_KEY, KeyMismatch
 
 KEY = DeploymentKey(1, "my-instance")
 
 
-def test_records_round_trip(tmp_path: Path) -> None:
-    store = SqliteStateStore(tmp_path / "state.db")
+@pytest.fixture(autouse=True)
+def _no_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_KEY, raising=False)
+    monkeypatch.delenv("RECONCILER_STATE_KEY_FILE", raising=False)
+
+
+def test_records_round_trip(state_location: str) -> None:
+    store = open_store(state_location)
     record = Record(
         key=KEY,
         last_applied={"image": "nginx:latest", "envs": {"A": store.hash_value("x")}},
@@ -31,62 +40,110 @@ def test_records_round_trip(tmp_path: Path) -> None:
     store.save_record(record)
     store.close()
 
-    again = SqliteStateStore(tmp_path / "state.db")
+    again = open_store(state_location)
     assert again.records() == {KEY: record}
+    changed = Record(key=KEY, last_applied={"image": "nginx:2"}, applied_at=124.0, outcome="failed")
+    again.save_record(changed)
+    assert again.records() == {KEY: changed}
     again.forget(KEY)
     assert again.records() == {}
+    again.close()
 
 
-def test_wal_mode_and_schema_version(tmp_path: Path) -> None:
-    store = SqliteStateStore(tmp_path / "state.db")
-    mode = store._db.execute("PRAGMA journal_mode").fetchone()[0]
-    assert mode == "wal"
+def test_records_come_back_in_key_order(state_location: str) -> None:
+    store = open_store(state_location)
+    keys = [DeploymentKey(2, "a"), DeploymentKey(1, "b"), DeploymentKey(1, "a")]
+    for key in keys:
+        store.save_record(Record(key=key, last_applied={}, applied_at=1.0, outcome="converged"))
+    assert list(store.records()) == sorted(keys)
+    store.close()
+
+
+def test_schema_version_and_integrity(state_location: str) -> None:
+    store = open_store(state_location)
     assert store.schema_version() == SCHEMA_VERSION
     assert store.integrity_ok()
+    store.close()
 
 
-def test_hashes_are_salted_per_store(tmp_path: Path) -> None:
-    one = SqliteStateStore(tmp_path / "one.db")
-    two = SqliteStateStore(tmp_path / "two.db")
-    assert one.hash_value("secret") == one.hash_value("secret")
-    assert one.hash_value("secret") != two.hash_value("secret")
+def test_hashes_are_stable_per_store_and_differ_between_stores(
+    state_location: str, tmp_path: object
+) -> None:
+    one = open_store(state_location)
+    same = open_store(state_location)
+    other = open_store(f"{tmp_path}/other/state.db")
+    assert one.hash_value("secret") == one.hash_value("secret") == same.hash_value("secret")
+    assert one.hash_value("secret") != other.hash_value("secret")
+    assert one.hash_value("secret") != one.hash_value("secreT")
     assert "secret" not in one.hash_value("secret")
+    for store in (one, same, other):
+        store.close()
 
 
-def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    SqliteStateStore(path).close()
-    db = sqlite3.connect(path)
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    db.commit()
-    db.close()
-    with pytest.raises(StateError, match="newer than this reconciler understands"):
-        SqliteStateStore(path)
+def test_a_user_supplied_key_is_required_once_used(
+    state_location: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV_KEY, "correct horse battery staple")
+    keyed = open_store(state_location)
+    digest = keyed.hash_value("secret")
+    keyed.close()
+    assert open_store(state_location).hash_value("secret") == digest
+    monkeypatch.setenv(ENV_KEY, "another phrase entirely")
+    with pytest.raises(KeyMismatch, match="set the same value") as info:
+        open_store(state_location)
+    assert "correct horse" not in str(info.value) and "another phrase" not in str(info.value)
+    monkeypatch.delenv(ENV_KEY)
+    with pytest.raises(KeyMismatch):
+        open_store(state_location)
 
 
-def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StateError, match="not a usable state file"):
-        SqliteStateStore(path)
-
-
-def test_journal_lifecycle(tmp_path: Path) -> None:
-    store = SqliteStateStore(tmp_path / "state.db")
+def test_journal_lifecycle(state_location: str) -> None:
+    store = open_store(state_location)
     first = store.journal_intent(KEY, "create", {"fields": ["image"]})
     second = store.journal_intent(DeploymentKey(1, "other-one"), "delete", {})
     store.journal_tasks(first, ["t-1"])
     [a, b] = store.unfinished()
-    assert (a.id, a.state, a.task_ids, a.intent) == (
+    assert (a.id, a.key, a.action, a.state, a.task_ids, a.intent) == (
         first,
+        KEY,
+        "create",
         "submitted",
         ("t-1",),
         {"fields": ["image"]},
     )
     assert (b.id, b.state, b.task_ids) == (second, "pending", ())
     store.journal_done(first, "converged")
+    assert [e.id for e in store.unfinished()] == [second]
     store.journal_done(second, "failed", "boom")
     assert store.unfinished() == []
+    store.close()
+
+
+def test_an_unfinished_journal_outlives_its_writer(state_location: str) -> None:
+    writer = open_store(state_location)
+    entry = writer.journal_intent(KEY, "create", {"fields": ["image"]})
+    writer.journal_tasks(entry, ["t-9"])
+    writer.close()
+    reader = open_store(state_location)
+    assert [(e.id, e.task_ids) for e in reader.unfinished()] == [(entry, ("t-9",))]
+    reader.close()
+
+
+def test_finished_journal_entries_are_forgotten_after_a_while(state_location: str) -> None:
+    now = [1_000_000.0]
+    store = open_store(state_location, clock=lambda: now[0])
+    old = store.journal_intent(KEY, "create", {})
+    store.journal_done(old, "converged")
+    still_open = store.journal_intent(KEY, "update", {})
+    recent = store.journal_intent(KEY, "update", {})
+    store.close()
+    now[0] += JOURNAL_RETENTION + 1
+    again = open_store(state_location, clock=lambda: now[0])
+    again.journal_done(recent, "converged")
+    again.close()
+    third = open_store(state_location, clock=lambda: now[0])
+    assert [e.id for e in third.unfinished()] == [still_open]
+    third.close()
 
 
 class FakeTime:
@@ -102,53 +159,61 @@ class FakeTime:
         self.now += seconds
 
 
-def test_a_second_holder_waits_a_bounded_time_then_names_the_holder(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    holder = SqliteStateStore(path)
+def test_a_second_holder_waits_a_bounded_time_then_names_the_holder(state_location: str) -> None:
+    holder = open_store(state_location)
     holder.acquire_lock()
-    waiter = SqliteStateStore(path)
+    waiter = open_store(state_location)
     fake = FakeTime()
     with pytest.raises(LockHeld) as info:
         waiter.acquire_lock(timeout=2.0, poll=0.5, sleep=fake.sleep, monotonic=fake.monotonic)
     assert fake.slept == [0.5, 0.5, 0.5, 0.5]
-    message = str(info.value)
-    import os
-    import socket
-
-    assert f"pid {os.getpid()} on {socket.gethostname()}" in message
+    assert f"pid {os.getpid()} on {socket.gethostname()}" in str(info.value)
+    named = waiter.holder()
+    assert named is not None and (named.pid, named.host) == (os.getpid(), socket.gethostname())
     holder.release_lock()
+    assert waiter.holder() is None
     waiter.acquire_lock(timeout=0)
     assert waiter.holder() is not None
+    waiter.close()
+    assert holder.holder() is None  # closing releases
+    holder.close()
 
 
-def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    SqliteStateStore(path).close()
+def test_the_lock_is_released_when_its_holder_closes(state_location: str) -> None:
+    first = open_store(state_location)
+    first.acquire_lock(timeout=0)
+    first.close()
+    second = open_store(state_location)
+    second.acquire_lock(timeout=0)
+    second.close()
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_at_once(state_location: str) -> None:
+    open_store(state_location).close()
     code = (
-        "import sys, os\n"
-        "from reconciler.state import SqliteStateStore\n"
-        "s = SqliteStateStore(sys.argv[1]); s.acquire_lock()\n"
-        "os._exit(0)\n"  # dies holding the lock
+        "import sys, os, signal\n"
+        "from reconciler.state import open_store\n"
+        "s = open_store(sys.argv[1]); s.acquire_lock()\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"  # dies holding the lock, no cleanup at all
     )
-    subprocess.run([sys.executable, "-c", code, str(path)], check=True, timeout=60)
-    store = SqliteStateStore(path)
-    dead = store.holder()
-    assert dead is not None
-    store.acquire_lock(timeout=0)
+    victim = subprocess.run([sys.executable, "-c", code, state_location], timeout=60)
+    assert victim.returncode == -9
+    store = open_store(state_location)
+    store.acquire_lock(timeout=5)
     holder = store.holder()
-    assert holder is not None and holder.pid != dead.pid
-
-
-def test_finished_journal_entries_are_forgotten_after_a_while(tmp_path: Path) -> None:
-    from reconciler.state import JOURNAL_RETENTION
-
-    now = [1_000_000.0]
-    store = SqliteStateStore(tmp_path / "state.db", clock=lambda: now[0])
-    old = store.journal_intent(KEY, "create", {})
-    store.journal_done(old, "converged")
-    still_open = store.journal_intent(KEY, "update", {})
+    assert holder is not None and holder.pid == os.getpid()
     store.close()
-    now[0] += JOURNAL_RETENTION + 1
-    again = SqliteStateStore(tmp_path / "state.db", clock=lambda: now[0])
-    rows = again._db.execute("SELECT id FROM journal ORDER BY id").fetchall()
-    assert [r[0] for r in rows] == [still_open]
+
+
+def test_an_unusable_location_is_a_one_line_error(state_location: str, tmp_path: object) -> None:
+    bad = (
+        f"{tmp_path}/not-a-db"
+        if not state_location.startswith("postgresql")
+        else state_location.rsplit("/", 1)[0] + "/no_such_database"
+    )
+    if not bad.startswith("postgresql"):
+        with open(bad, "wb") as f:
+            f.write(b"this is not a database" * 100)
+    with pytest.raises(StateError) as info:
+        open_store(bad)
+    assert "\n" not in str(info.value)

@@ -1,0 +1,99 @@
+"""What only the PostgreSQL store does: passwords kept out of messages, the schema in `meta`,
+the advisory lock's holder row, migrations racing."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from reconciler.pgstate import PG_SCHEMA_VERSION, PostgresStateStore, redact_url
+from reconciler.state import SCHEMA_VERSION, StateError, open_store
+
+pytestmark = pytest.mark.slow
+
+PASSWORD = "s3cr3t-Pa55word"
+
+
+def test_both_backends_are_at_the_same_schema_version() -> None:
+    assert PG_SCHEMA_VERSION == SCHEMA_VERSION
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (f"postgresql://app:{PASSWORD}@db:5432/inv", "postgresql://app:***@db:5432/inv"),
+        ("postgresql://app@db/inv", "postgresql://app@db/inv"),
+        (
+            f"postgres://db/inv?sslmode=require&password={PASSWORD}",
+            "postgres://db/inv?sslmode=require&password=***",
+        ),
+    ],
+)
+def test_urls_are_shown_without_their_password(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_a_connection_error_never_shows_the_password(pg_server: str) -> None:
+    port = pg_server.rsplit(":", 1)[1].split("/")[0]
+    unused = int(port) + 1 if int(port) < 65000 else int(port) - 1
+    urls = [
+        f"postgresql://app:{PASSWORD}@127.0.0.1:{unused}/inv",  # nothing listens there
+        pg_server.replace("postgres@", f"postgres:{PASSWORD}@").rsplit("/", 1)[0] + "/nope",
+    ]
+    for url in urls:
+        with pytest.raises(StateError) as info:
+            PostgresStateStore(url, connect_timeout=2)
+        message = str(info.value)
+        assert PASSWORD not in message and "***" in message and "\n" not in message
+
+
+def test_the_store_names_itself_without_the_password(pg_dsn: str) -> None:
+    url = pg_dsn.replace("postgres@", f"postgres:{PASSWORD}@")
+    store = open_store(url)
+    assert PASSWORD not in repr(store) and PASSWORD not in str(store)
+    store.close()
+
+
+def test_a_newer_schema_is_refused(pg_dsn: str) -> None:
+    import psycopg
+
+    open_store(pg_dsn).close()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE reconciler.meta SET value = %s WHERE key = 'schema_version'",
+            (str(PG_SCHEMA_VERSION + 1),),
+        )
+    with pytest.raises(StateError, match="newer than this reconciler understands"):
+        open_store(pg_dsn)
+
+
+def test_a_holder_row_whose_backend_let_go_is_not_shown(pg_dsn: str) -> None:
+    import psycopg
+
+    store = open_store(pg_dsn)
+    store.acquire_lock(timeout=0)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE reconciler.lock SET backend_pid = 0")  # a row no backend backs
+    assert store.holder() is None
+    store.close()
+
+
+def test_many_first_openers_at_once_migrate_once(pg_dsn: str) -> None:
+    hashes: list[str] = []
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            store = open_store(pg_dsn)
+            hashes.append(store.hash_value("x"))
+            store.close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and len(hashes) == 6 and len(set(hashes)) == 1
