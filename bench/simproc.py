@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -10,7 +9,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,12 +79,9 @@ def seed_file(path: Path, deployments: Iterable[tuple[int, dict[str, Any]]]) -> 
     for project_id, body in deployments:
         spec = validate_create(dict(body), flavors, set(config.regions))
         cloud.create(project_id, spec, request_id="seed")
-    data = {
-        "version": 1,
-        "deployments": [asdict(d) for d in cloud.deployments.values()],
-        "tasks": [],  # a deployment whose task is unknown counts as created
-    }
-    path.write_text(json.dumps(data))
+    cloud.tasks.clear()  # a deployment whose task is unknown counts as created
+    cloud.config = replace(config, state_file=str(path))
+    cloud.save()
 
 
 @dataclass(frozen=True)

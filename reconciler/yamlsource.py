@@ -20,7 +20,7 @@ sensitive so it is never printed.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,12 @@ VAR_RE = re.compile(r"\$(\$?)\{([^}]*)\}")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+PLAIN_SCALARS: dict[str, Callable[[SafeConstructor, Any], Any]] = {
+    "tag:yaml.org,2002:int": SafeConstructor.construct_yaml_int,
+    "tag:yaml.org,2002:float": SafeConstructor.construct_yaml_float,
+    "tag:yaml.org,2002:bool": SafeConstructor.construct_yaml_bool,
+    "tag:yaml.org,2002:null": SafeConstructor.construct_yaml_null,
+}
 
 Path = tuple[str | int, ...]
 
@@ -50,7 +56,12 @@ class Mark:
 
     @classmethod
     def of(cls, node: Node) -> Mark:
-        return cls(node.start_mark.line + 1, node.start_mark.column + 1)
+        return cls.at(node.start_mark)
+
+    @classmethod
+    def at(cls, mark: Any) -> Mark:
+        """From PyYAML's 0-based mark."""
+        return cls(mark.line + 1, mark.column + 1)
 
 
 @dataclass(frozen=True)
@@ -64,12 +75,16 @@ class YamlProblem:
 
 @dataclass
 class Document:
-    """One YAML document: its value, where each path starts, and which paths are sensitive."""
+    """One YAML document: its value, where each path starts, and which paths are sensitive.
+
+    The marks are PyYAML's own (0-based, made by the parser anyway); a `Mark` is built only for
+    the few places an error message asks for, not for every node of every file.
+    """
 
     value: Any
     start: Mark
-    key_marks: dict[Path, Mark] = field(default_factory=dict)
-    value_marks: dict[Path, Mark] = field(default_factory=dict)
+    key_marks: dict[Path, Any] = field(default_factory=dict)
+    value_marks: dict[Path, Any] = field(default_factory=dict)
     sensitive: set[Path] = field(default_factory=set)
 
     def mark_of(self, path: Path, *, key: bool = False) -> Mark:
@@ -78,9 +93,9 @@ class Document:
         probe = path
         while probe:
             if probe in marks:
-                return marks[probe]
+                return Mark.at(marks[probe])
             if not key and probe in self.key_marks:
-                return self.key_marks[probe]
+                return Mark.at(self.key_marks[probe])
             probe = probe[:-1]
         return self.start
 
@@ -113,7 +128,8 @@ class _Builder:
                 YamlProblem(Mark.of(node), f"nested deeper than {MAX_DEPTH} levels", path)
             )
             return None
-        self.doc.value_marks.setdefault(path, Mark.of(node))
+        if path not in self.doc.value_marks:
+            self.doc.value_marks[path] = node.start_mark
         if isinstance(node, MappingNode):
             return self._mapping(node, path, depth)
         if isinstance(node, SequenceNode):
@@ -123,6 +139,9 @@ class _Builder:
     def _scalar(self, node: Node, path: Path) -> Any:
         if node.tag == STR_TAG:
             return self._interpolate(node, path)
+        plain = PLAIN_SCALARS.get(node.tag)
+        if plain is not None:  # skips construct_object's bookkeeping for the common tags
+            return plain(self.constructor, node)
         try:
             return self.constructor.construct_object(node)
         except ConstructorError:
@@ -170,6 +189,9 @@ class _Builder:
         """The node's key/value pairs with `<<` merges resolved (own keys win)."""
         if depth > MAX_DEPTH:
             return []
+        pairs: list[tuple[Node, Node]] = node.value
+        if not any(key_node.tag == MERGE_TAG for key_node, _ in pairs):
+            return pairs  # the usual case: no merge to resolve
         own: list[tuple[Node, Node]] = []
         merged: list[tuple[Node, Node]] = []
         for key_node, value_node in node.value:
@@ -207,7 +229,7 @@ class _Builder:
                 continue
             child = (*path, key)
             if key in result:
-                first = self.doc.key_marks[child]
+                first = Mark.at(self.doc.key_marks[child])
                 self.problems.append(
                     YamlProblem(
                         Mark.of(key_node),
@@ -215,8 +237,8 @@ class _Builder:
                         child,
                     )
                 )
-            self.doc.key_marks[child] = Mark.of(key_node)
-            self.doc.value_marks[child] = Mark.of(value_node)
+            self.doc.key_marks[child] = key_node.start_mark
+            self.doc.value_marks[child] = value_node.start_mark
             result[key] = self.build(value_node, child, depth + 1)
         return result
 

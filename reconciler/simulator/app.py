@@ -238,8 +238,9 @@ def _key(request: Request) -> tuple[int, str]:
 
 async def _list_deployments(request: Request, cloud: Cloud) -> Response:
     project_id = request.path_params["project_id"]
-    views = [cloud.view(d) for d in cloud.in_project(project_id)]
-    return JSONResponse(_page(request, views, cloud.config.page_cap))
+    page = _page(request, cloud.in_project(project_id), cloud.config.page_cap)
+    page["results"] = [cloud.view(d) for d in page["results"]]  # only the page's views
+    return JSONResponse(page)
 
 
 async def _create_deployment(request: Request, cloud: Cloud) -> Response:

@@ -155,9 +155,8 @@ class Cloud:
         """Apply the effects of tasks that have ended, oldest first."""
         now = self.clock()
         changed = False
-        for task in sorted(self.tasks.values(), key=lambda t: t.ends):
-            if task.settled or task.ends > now:
-                continue
+        ended = [t for t in self.tasks.values() if not t.settled and t.ends <= now]
+        for task in sorted(ended, key=lambda t: t.ends):
             task.settled = True
             changed = True
             dep = self.deployments.get((task.project_id, task.name))
