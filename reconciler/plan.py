@@ -135,13 +135,28 @@ def _orphan(record: Record, live: LiveDeployment | None, options: PlanOptions) -
     return Change(record.key, Action.DELETE, reason)
 
 
+@dataclass(frozen=True)
+class _Bodies:
+    """A desired deployment's request body and its hashed form, each made once per plan."""
+
+    body: dict[str, Any]
+    hashed: dict[str, Any]
+
+    @classmethod
+    def of(cls, desired: DesiredDeployment, hasher: Hasher) -> _Bodies:
+        body = desired.spec.body()
+        return cls(body, hashed(body, desired.sensitive_paths, hasher))
+
+
 def _desired_change(
     desired: DesiredDeployment,
     record: Record | None,
     live: LiveDeployment | None,
     hasher: Hasher,
+    bodies: _Bodies | None = None,
 ) -> Change:
-    body = desired.spec.body()
+    bodies = bodies or _Bodies.of(desired, hasher)
+    body = bodies.body
     source = str(desired.source)
     if live is None:
         reason = "new" if record is None else "drift: missing"
@@ -162,7 +177,7 @@ def _desired_change(
         return Change(desired.key, Action.ADOPT, "adopt", changes, source, fields)
     if not changes:
         return Change(desired.key, Action.NOOP, "in sync", (), source)
-    manifest_changed = hashed(body, desired.sensitive_paths, hasher) != record.last_applied
+    manifest_changed = bodies.hashed != record.last_applied
     reason = "manifest changed" if manifest_changed else "drift"
     return Change(desired.key, Action.UPDATE, reason, changes, source, fields)
 
@@ -173,22 +188,32 @@ def fingerprint(
     live: Mapping[DeploymentKey, LiveDeployment],
     changes: tuple[Change, ...],
     hasher: Hasher,
+    desired_hashed: Mapping[DeploymentKey, Mapping[str, Any]] | None = None,
 ) -> str:
-    """A digest of everything the plan was made from; secrets enter only as salted hashes."""
-    keys = sorted({c.key for c in changes})
-    material = {
-        str(k): {
-            "desired": hashed(desired[k].spec.body(), desired[k].sensitive_paths, hasher)
-            if k in desired
-            else None,
+    """A digest of everything the plan was made from; secrets enter only as salted hashes.
+
+    Fed to the digest deployment by deployment, so a plan of 10,000 never holds the material
+    as one string; a live view (which may hold secrets) enters as its salted hash."""
+    digest = hashlib.sha256()
+    encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+    for k in sorted({c.key for c in changes}):
+        if desired_hashed is not None and k in desired_hashed:
+            wanted: Any = desired_hashed[k]
+        elif k in desired:
+            wanted = hashed(desired[k].spec.body(), desired[k].sensitive_paths, hasher)
+        else:
+            wanted = None
+        piece = {
+            "key": str(k),
+            "desired": wanted,
             "recorded": dict(records[k].last_applied) if k in records else None,
             "live": hasher(dict(live[k].spec_view)) if k in live else None,
         }
-        for k in keys
-    }
-    material["actions"] = [[str(c.key), c.action.value, list(c.fields)] for c in changes]  # type: ignore[assignment]
-    data = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
-    return "sha256:" + hashlib.sha256(data.encode()).hexdigest()
+        digest.update(encode(piece).encode())
+        digest.update(b"\n")
+    actions = [[str(c.key), c.action.value, list(c.fields)] for c in changes]
+    digest.update(encode(actions).encode())
+    return "sha256:" + digest.hexdigest()
 
 
 def make_plan(
@@ -221,9 +246,12 @@ def make_plan(
         )
 
     changes = []
+    bodies = {k: _Bodies.of(d, hasher) for k, d in wanted.items()}
     for key in sorted(set(wanted) | set(owned)):
         if key in wanted:
-            changes.append(_desired_change(wanted[key], owned.get(key), present.get(key), hasher))
+            changes.append(
+                _desired_change(wanted[key], owned.get(key), present.get(key), hasher, bodies[key])
+            )
         else:
             changes.append(_orphan(owned[key], present.get(key), options))
 
@@ -235,7 +263,10 @@ def make_plan(
             "Pass --allow-empty if this is what you want"
         )
     frozen = tuple(changes)
-    return Plan(frozen, fingerprint(wanted, owned, present, frozen, hasher), revision)
+    desired_hashed = {k: b.hashed for k, b in bodies.items()}
+    return Plan(
+        frozen, fingerprint(wanted, owned, present, frozen, hasher, desired_hashed), revision
+    )
 
 
 def applied_record(
