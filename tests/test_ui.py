@@ -200,6 +200,21 @@ async def test_actions_need_the_token_and_the_csrf_header(
     assert TOKEN not in page.text
 
 
+async def test_a_degraded_deployment_shows_its_log_lines_and_task_states(
+    tmp_path: Path, folder: Path
+) -> None:
+    (folder / "stuck-svc.yaml").write_text(manifest("stuck-svc", image="stuck/model:1"))
+    with sim_server(stuck_image="^stuck/") as sim:
+        async with serving(tmp_path, folder, sim) as served, httpx.AsyncClient() as http:
+            page = await http.get(served.url + "/deployments/1/stuck-svc")
+    html = page.text
+    assert "Degraded" in html and "timed out" in html
+    logs = html.split('id="logs"', 1)[1]
+    assert "Pulling image &#39;stuck/model:1&#39;" in logs and "ErrImagePull" in logs
+    tasks = html.split("Last tasks", 1)[1]
+    assert "FINISHED" in tasks
+
+
 async def test_unknown_deployment_is_a_404_page(
     tmp_path: Path, folder: Path, sim: BackgroundServer
 ) -> None:

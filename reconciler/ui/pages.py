@@ -36,7 +36,7 @@ from ..render import render_markdown
 from ..service import Service
 from . import view
 from .history import History
-from .snapshot import SnapshotCache
+from .snapshot import SnapshotCache, recent_logs, task_states
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -50,6 +50,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 CSRF_HEADER = "x-csrf-token"
+LOG_LINES = 40  # the newest log lines a deployment's page shows
 
 
 @dataclass(frozen=True)
@@ -133,9 +134,9 @@ class Ui:
                 }
                 for e in entries
             ],
-            tasks=list(entries[0].task_ids) if entries else [],
+            tasks=await task_states(self.service, entries[0].task_ids[:5] if entries else ()),
             backoff=key in self.service.backoff,
-            logs=None,
+            logs=await recent_logs(self.service, found, LOG_LINES),
         )
 
     async def plan(self, request: Request) -> Response:

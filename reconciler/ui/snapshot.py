@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .. import engine
+from ..api.objects import InferenceObjects
+from ..diff import SENSITIVE
 from ..engine import StatusRow
 from ..errors import ReconcilerError
 from ..health import Health, Sync, health_of
@@ -161,3 +164,61 @@ class SnapshotCache:
             snapshot = await take(self.service)
             self._cached = (self.clock(), self.service.runs, snapshot)
             return snapshot
+
+
+def _secret_values(view: DeploymentView) -> list[str]:
+    """The plain values of the manifest's secrets, to scrub from log lines."""
+    if view.desired is None:
+        return []
+    body = view.desired.spec.body()
+    paths = set(view.desired.sensitive_paths) | {("envs", k) for k in body.get("envs") or {}}
+    values = []
+    for path in paths:
+        value: Any = body
+        for part in path:
+            try:
+                value = value[part]
+            except (KeyError, IndexError, TypeError):
+                value = None
+                break
+        if isinstance(value, str | int | float) and len(str(value)) >= 4:
+            values.append(str(value))
+    return sorted(values, key=len, reverse=True)
+
+
+async def recent_logs(service: Service, view: DeploymentView, tail: int) -> list[str] | None:
+    """The newest `tail` log lines of a live deployment, secrets scrubbed; None if unreadable."""
+    if view.live is None:
+        return None
+    try:
+        async with engine.connect(service.target, service.metrics.request) as api:
+            lines = await InferenceObjects(api).logs(view.key.project_id, view.key.name, tail=tail)
+    except ReconcilerError:
+        return None
+    secrets = _secret_values(view)
+    shown = []
+    for line in lines:
+        text = f"{line.time} r{line.region_id} {line.pod}: {line.message}"
+        for secret in secrets:
+            text = text.replace(secret, SENSITIVE)
+        shown.append(text)
+    return shown
+
+
+async def task_states(service: Service, task_ids: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(id, state, error) of each task, as the API tells now; state Unknown if it cannot."""
+    if not task_ids:
+        return []
+    try:
+        async with engine.connect(service.target, service.metrics.request) as api:
+            answers = await asyncio.gather(
+                *(api.get_task(task_id) for task_id in task_ids), return_exceptions=True
+            )
+    except ReconcilerError:
+        return [(task_id, "Unknown", "") for task_id in task_ids]
+    return [
+        (task_id, "Unknown", "")
+        if isinstance(answer, BaseException)
+        else (task_id, answer.state.value, answer.error or "")
+        for task_id, answer in zip(task_ids, answers, strict=True)
+    ]

@@ -49,6 +49,8 @@ TONES = {
     "ERROR": "bad",
     "RUNNING": "progress",
     "NEW": "progress",
+    "backing off": "warn",
+    "reconciling now": "progress",
 }
 WORDS = {"OutOfSync": "OutOfSync", "timed_out": "timed out", "noop": "no change"}
 
