@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import ReconcilerError
-from . import manifests, planning, service
+from . import manifests, objects, planning, service
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     service.add_serve(sub)
     manifests.add_schema(sub)
     service.add_simulator(sub)
+    objects.add_logs(sub)
+    objects.add_rotate_key(sub)
     return parser
 
 
