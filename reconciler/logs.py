@@ -7,14 +7,16 @@ import logging
 import sys
 import time
 
+from .textsafe import escape
+
 
 class _Text(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         line = f"{stamp}.{int(record.msecs):03d}Z {record.levelname} {record.name}: "
-        line += record.getMessage()
+        line += escape(record.getMessage())
         if record.exc_info:
-            line += " | " + self.formatException(record.exc_info).replace("\n", " | ")
+            line += " | " + escape(self.formatException(record.exc_info).replace("\n", " | "))
         return line
 
 

@@ -4,17 +4,19 @@ Text lists every deployment that changes, with its field diffs indented, kept or
 closing `Plan: ...` line; deployments in sync are counted, not listed (JSON and Markdown list
 them). Markdown is for a pull-request comment: a summary table, then a collapsible section per
 deployment, cut short with a note before `MARKDOWN_LIMIT` characters, as PR hosts cap comments.
-Sensitive values are already `(sensitive)` inside a plan; nothing here can reveal one.
+Sensitive values are already `(sensitive)` inside a plan; nothing here can reveal one. Text from
+manifests (keys, values, file names) is escaped (`textsafe`): no control character reaches a
+terminal, and the Markdown diff fence is longer than any backtick run inside it.
 """
 
 from __future__ import annotations
 
 import html
-import json
 from typing import Any
 
 from .diff import SENSITIVE, FieldChange
 from .plan import Action, Change, Plan
+from .textsafe import escape, fence, json_text
 
 MARKDOWN_LIMIT = 60_000
 COLORS = {
@@ -38,16 +40,17 @@ EMOJI = {  # emoji are the point in a PR comment
 def value_text(value: Any) -> str:
     if value == SENSITIVE:
         return SENSITIVE
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return json_text(value, sort_keys=True)
 
 
 def field_line(change: FieldChange) -> tuple[str, str]:
     """(symbol, text) of one field change."""
+    path = escape(change.path)
     if change.before is None and change.after is not None:
-        return "+", f"{change.path}: {value_text(change.after)}"
+        return "+", f"{path}: {value_text(change.after)}"
     if change.after is None and change.before is not None:
-        return "-", f"{change.path}: {value_text(change.before)} -> null (API default)"
-    return "~", f"{change.path}: {value_text(change.before)} -> {value_text(change.after)}"
+        return "-", f"{path}: {value_text(change.before)} -> null (API default)"
+    return "~", f"{path}: {value_text(change.before)} -> {value_text(change.after)}"
 
 
 def summary_line(plan: Plan) -> str:
@@ -75,9 +78,10 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         lines.append("")
     for change in shown:
         symbol = change.action.symbol
-        head = f"  {symbol} {change.key}  {change.action.value} ({change.reason})"
+        head = f"  {symbol} {escape(str(change.key))}  {change.action.value} "
+        head += f"({escape(change.reason)})"
         if change.source:
-            head += f"  {change.source}"
+            head += f"  {escape(change.source)}"
         lines.append(paint(head, change.action))
         for field in change.changes:
             mark, text = field_line(field)
@@ -95,7 +99,7 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return html.escape(escape(text)).replace("|", "\\|").replace("`", "&#96;")
 
 
 def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
@@ -105,7 +109,7 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     head += [f"**{summary_line(plan)}**", ""]
     rows = ["| | deployment | action | reason | changes |", "|:-:|---|---|---|--:|"]
     rows += [
-        f"| {EMOJI[c.action]} | `{c.key}` | {c.action.value} | {_cell(c.reason)} "
+        f"| {EMOJI[c.action]} | `{_cell(str(c.key))}` | {c.action.value} | {_cell(c.reason)} "
         f"| {len(c.changes)} |"
         for c in plan.changes
     ]
@@ -114,16 +118,15 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
         if not change.changes and change.action is not Action.DELETE:
             continue
         diff_lines = [" ".join(field_line(f)) for f in change.changes] or ["- (the deployment)"]
-        source = f" · <code>{html.escape(change.source)}</code>" if change.source else ""
+        source = f" · <code>{_cell(change.source)}</code>" if change.source else ""
         sections.append(
             "\n".join(
                 [
-                    f"<details><summary>{EMOJI[change.action]} <code>{change.key}</code>: "
+                    f"<details><summary>{EMOJI[change.action]} "
+                    f"<code>{_cell(str(change.key))}</code>: "
                     f"{change.action.value} ({_cell(change.reason)}){source}</summary>",
                     "",
-                    "```diff",
-                    *diff_lines,
-                    "```",
+                    *fence(diff_lines, "diff"),
                     "",
                     "</details>",
                 ]
@@ -147,7 +150,7 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
 
 
 def render_json(plan: Plan) -> str:
-    return json.dumps(plan.to_json(), indent=2, ensure_ascii=False) + "\n"
+    return json_text(plan.to_json(), indent=2) + "\n"
 
 
 def render(plan: Plan, fmt: str, *, color: bool = False) -> str:

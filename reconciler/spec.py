@@ -6,8 +6,9 @@ the API. Fields a manifest leaves out stay unset (`model_fields_set`): the diff 
 a manifest sets, so defaults live in the API, not here.
 
 Choices where the API is silent (the simulator makes the same ones): names are 4-30 characters
-of lowercase letters, digits and `-`, starting with a letter; `scale.min <= scale.max`;
-percentage thresholds are 1-100.
+of lowercase letters, digits and `-`, starting with a letter and not ending with `-`;
+`scale.min <= scale.max`; percentage thresholds are 1-100; region ids are positive; `envs` keys
+are environment variable names.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-NAME_PATTERN = r"^[a-z][a-z0-9-]{3,29}$"
+NAME_PATTERN = r"^[a-z][a-z0-9-]{2,28}[a-z0-9]$"
 NAME_RE = re.compile(NAME_PATTERN)
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 API_VERSION = "reconciler/v1"
 KIND = "InferenceDeployment"
 
@@ -82,7 +84,7 @@ class Scale(SpecModel):
 
 
 class Container(SpecModel):
-    region_id: int
+    region_id: Positive
     scale: Scale
 
 
@@ -139,7 +141,7 @@ class RetentionPolicy(SpecModel):
 
 class Logging(SpecModel):
     enabled: bool
-    destination_region_id: int | None = None
+    destination_region_id: Positive | None = None
     topic_name: str | None = None
     retention_policy: RetentionPolicy | None = None
 
@@ -189,6 +191,17 @@ class DeploymentSpec(SpecModel):
                 value = {key: "(sensitive)" for key in value}
             yield name, value
 
+    @field_validator("envs")
+    @classmethod
+    def _env_names(cls, envs: dict[str, str] | None) -> dict[str, str] | None:
+        for key in envs or {}:
+            if not ENV_NAME_RE.match(key):
+                raise ValueError(
+                    f"envs key {key!r} is not a valid environment variable name "
+                    "(letters, digits and _, not starting with a digit)"
+                )
+        return envs
+
     @field_validator("containers")
     @classmethod
     def _regions_once(cls, containers: list[Container]) -> list[Container]:
@@ -210,7 +223,8 @@ class DeploymentSpec(SpecModel):
 class Metadata(SpecModel):
     name: str = Field(
         pattern=NAME_PATTERN,
-        description="4-30 lowercase letters, digits and '-', starting with a letter",
+        description="4-30 lowercase letters, digits and '-', starting with a letter, "
+        "not ending with '-'",
     )
     project_id: int | None = Field(None, description="defaults to GCORE_CLOUD_PROJECT_ID")
     labels: dict[str, str] = Field(default_factory=dict)

@@ -9,12 +9,18 @@ refuse what a manifest never needs, and stay bounded on hostile input:
 - aliases are expanded while building, against a budget of nodes per file, so an alias bomb
   ("billion laughs") stops at the budget instead of exhausting memory;
 - nesting deeper than `MAX_DEPTH` is refused;
-- duplicate keys are errors (YAML would silently keep the last one);
-- only the standard YAML tags are accepted.
+- duplicate keys are errors (YAML would silently keep the last one); every key is a string
+  (`~:`, `1:` or an unquoted `yes:` would otherwise vanish or turn into something else);
+- only the standard YAML tags are accepted, on scalars, mappings and sequences alike;
+- control characters are refused: raw ones in the file at their line and column, escaped ones
+  (ESC or NUL written as double-quoted escapes) in any string; tab, newline and CR only in
+  `description` and `envs` values;
+- integers must fit in 64 bits.
 
-`${VAR}` in a string value is replaced from the environment (`$${` stands for a literal `${`).
-An unset variable is an error at the value's place; every interpolated path is reported as
-sensitive so it is never printed.
+`${VAR}` in a string value under `spec` is replaced from the environment (`$${` stands for a
+literal `${`); anywhere else it is an error (labels, names and `apiVersion` are stored or printed
+in clear). An unset variable is an error at the value's place; every interpolated path is
+reported as sensitive so it is never printed.
 """
 
 from __future__ import annotations
@@ -33,6 +39,16 @@ MAX_NODES = 100_000
 MAX_DEPTH = 64
 MERGE_TAG = "tag:yaml.org,2002:merge"
 STR_TAG = "tag:yaml.org,2002:str"
+MAP_TAG = "tag:yaml.org,2002:map"
+SEQ_TAG = "tag:yaml.org,2002:seq"
+SCALAR_TAGS = frozenset(
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")
+)
+INT64 = (-(2**63), 2**63 - 1)
+# what YAML itself refuses raw (C0 but tab/LF/CR, DEL, C1 but NEL, surrogates, non-characters)
+RAW_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+FREE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab, LF and CR allowed
 VAR_RE = re.compile(r"\$(\$?)\{([^}]*)\}")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -104,6 +120,29 @@ class _TooBig(Exception):
     pass
 
 
+def in_spec(path: Path) -> bool:
+    """Whether `path` is inside a manifest's `spec` (of the document, or of a List item)."""
+    return path[:1] == ("spec",) or (len(path) > 2 and path[0] == "items" and path[2] == "spec")
+
+
+def _identity(node: Node) -> Any:
+    """A hashable identity of a key node (a sequence or mapping key is its own identity)."""
+    return (node.tag, node.value) if isinstance(node, ScalarNode) else ("node", id(node))
+
+
+def raw_control(text: str) -> YamlProblem | None:
+    """The first character YAML refuses in a file, at its real line and column."""
+    found = RAW_CONTROL.search(text)
+    if found is None:
+        return None
+    before = text[: found.start()]
+    line = before.count("\n") + 1
+    column = found.start() - (before.rfind("\n") + 1) + 1
+    return YamlProblem(
+        Mark(line, column), f"control character U+{ord(found.group()):04X} is not allowed"
+    )
+
+
 class _Builder:
     """Builds the values of one file's documents from nodes, recording marks."""
 
@@ -133,27 +172,69 @@ class _Builder:
         if isinstance(node, MappingNode):
             return self._mapping(node, path, depth)
         if isinstance(node, SequenceNode):
+            if self._tag_refused(node, path, SEQ_TAG):
+                return None
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         return self._scalar(node, path)
 
+    def _tag_refused(self, node: Node, path: Path, allowed: frozenset[str] | str) -> bool:
+        if node.tag == allowed or node.tag in allowed:
+            return False
+        self.problems.append(YamlProblem(Mark.of(node), f"unsupported YAML tag {node.tag}", path))
+        return True
+
     def _scalar(self, node: Node, path: Path) -> Any:
+        if self._tag_refused(node, path, SCALAR_TAGS):
+            return None
         if node.tag == STR_TAG:
-            return self._interpolate(node, path)
-        plain = PLAIN_SCALARS.get(node.tag)
-        if plain is not None:  # skips construct_object's bookkeeping for the common tags
-            return plain(self.constructor, node)
+            return self._checked(node, path, self._interpolate(node, path))
+        plain = PLAIN_SCALARS.get(node.tag)  # skips construct_object's bookkeeping when common
         try:
-            return self.constructor.construct_object(node)
-        except ConstructorError:
+            if plain is not None:
+                value = plain(self.constructor, node)
+            else:
+                value = self.constructor.construct_object(node)
+        except (ConstructorError, ValueError, OverflowError):
+            self.problems.append(YamlProblem(Mark.of(node), f"not a valid {node.tag}", path))
+            return None
+        out_of_range = isinstance(value, int) and not INT64[0] <= value <= INT64[1]
+        if out_of_range and not isinstance(value, bool):
             self.problems.append(
-                YamlProblem(Mark.of(node), f"unsupported YAML tag {node.tag}", path)
+                YamlProblem(Mark.of(node), "number out of range (must fit in 64 bits)", path)
             )
             return None
+        return value
+
+    def _checked(self, node: Node, path: Path, text: str) -> str:
+        """`text` unless it holds a control character (reported without the value)."""
+        if text.isprintable():
+            return text
+        free_text = bool(path) and (path[-1] == "description" or path[-2:-1] == ("envs",))
+        found = (FREE_TEXT if free_text else CONTROL).search(text)
+        if found:
+            self.problems.append(
+                YamlProblem(
+                    Mark.of(node),
+                    f"control character U+{ord(found.group()):04X} is not allowed here",
+                    path,
+                )
+            )
+        return text
 
     def _interpolate(self, node: Node, path: Path) -> str:
         text: str = node.value
         if "${" not in text:
             return text
+        if not in_spec(path) and any(not m.group(1) for m in VAR_RE.finditer(text)):
+            self.problems.append(
+                YamlProblem(
+                    Mark.of(node),
+                    "${...} is only allowed in spec values (it would be stored or printed in "
+                    "clear here); not interpolated",
+                    path,
+                )
+            )
+            return ""
         touched = False
 
         def substitute(match: re.Match[str]) -> str:
@@ -179,11 +260,24 @@ class _Builder:
             self.doc.sensitive.add(path)
         return result
 
-    def _key(self, node: Node) -> Any:
+    def _key(self, node: Node, path: Path) -> Any:
         if not isinstance(node, ScalarNode):
-            self.problems.append(YamlProblem(Mark.of(node), "a key must be a plain value"))
+            self.problems.append(
+                YamlProblem(Mark.of(node), "a key must be a plain value (a string)", path)
+            )
             return None
-        return node.value if node.tag == STR_TAG else self._scalar(node, ())
+        if node.tag != STR_TAG:
+            shown = f"{node.value!r}" if node.value else "an empty key"
+            self.problems.append(
+                YamlProblem(
+                    Mark.of(node),
+                    f"a key must be a string; {shown} is read as {node.tag.rsplit(':', 1)[-1]}"
+                    " (quote it)",
+                    path,
+                )
+            )
+            return None
+        return self._checked(node, path, node.value)
 
     def _pairs(self, node: MappingNode, depth: int) -> list[tuple[Node, Node]]:
         """The node's key/value pairs with `<<` merges resolved (own keys win)."""
@@ -211,20 +305,23 @@ class _Builder:
                     )
                     continue
                 merged.extend(self._pairs(source, depth + 1))
-        own_keys = {k.value for k, _ in own if isinstance(k, ScalarNode)}
+        own_keys = {_identity(k) for k, _ in own}
         seen: set[Any] = set()
         result = []
         for key_node, value_node in merged:
-            if key_node.value in own_keys or key_node.value in seen:
+            identity = _identity(key_node)
+            if identity in own_keys or identity in seen:
                 continue
-            seen.add(key_node.value)
+            seen.add(identity)
             result.append((key_node, value_node))
         return result + own
 
     def _mapping(self, node: MappingNode, path: Path, depth: int) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
+        if self._tag_refused(node, path, MAP_TAG):
+            return result
         for key_node, value_node in self._pairs(node, depth):
-            key = self._key(key_node)
+            key = self._key(key_node, path)
             if key is None:
                 continue
             child = (*path, key)
@@ -281,6 +378,10 @@ def load_documents(
     """Every non-empty document of `text`; problems are appended to `problems`."""
     builder = _Builder(env, problems)
     documents: list[Document] = []
+    raw = raw_control(text.removeprefix("\ufeff"))
+    if raw is not None:
+        problems.append(raw)
+        return documents
     try:
         for root in yaml.compose_all(text, Loader=Loader):
             if root is None:

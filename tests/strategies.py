@@ -15,6 +15,7 @@ TEXT = st.text(
     max_size=20,
 )
 NAMES = st.from_regex(NAME_PATTERN, fullmatch=True)
+ENV_NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,19}", fullmatch=True)
 PERCENT = st.integers(1, 100)
 
 
@@ -134,7 +135,7 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
         "command": st.none() | st.lists(TEXT, min_size=1, max_size=4),
         "credentials_name": st.none() | TEXT,
         "description": st.none() | TEXT,
-        "envs": st.dictionaries(TEXT, TEXT, max_size=3),
+        "envs": st.dictionaries(ENV_NAMES, TEXT, max_size=3),
         "ingress_opts": st.fixed_dictionaries({"disable_response_buffering": st.booleans()}),
         "logging": st.fixed_dictionaries(
             {"enabled": st.booleans()},

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
 from ..errors import ReconcilerError
+from ..textsafe import escape, line_start
 
 
 @dataclass(frozen=True, order=True)
@@ -28,8 +29,9 @@ class ManifestError:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        where = f"{line_start(self.file)}:{self.line}:{self.column}"
+        message = escape(self.message)
+        return f"{where}: {escape(self.path)}: {message}" if self.path else f"{where}: {message}"
 
 
 class ManifestErrors(ReconcilerError):
@@ -165,7 +167,7 @@ def message(err: ErrorDetails, sensitive: bool, model: type[BaseModel]) -> str:
     if kind == "string_pattern_mismatch" and loc and loc[-1] == "name":
         return (
             "must be 4-30 characters of lowercase letters, digits and '-', "
-            f"starting with a letter; got {shown}"
+            f"starting with a letter and not ending with '-'; got {shown}"
         )
     if kind == "literal_error":
         return f"must be {ctx.get('expected')}, got {shown}"

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{3,29}$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{2,28}[a-z0-9]$")
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 Percent = Annotated[int, Field(ge=1, le=100)]

@@ -1,0 +1,71 @@
+"""Text from manifests cannot drive a terminal, plant a CI command or break out of Markdown."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+from reconciler.diff import FieldChange
+from reconciler.logs import _Text
+from reconciler.manifests import ManifestError
+from reconciler.model import DeploymentKey
+from reconciler.plan import Action, Change, Plan
+from reconciler.render import render_json, render_markdown, render_text
+
+HOSTILE_KEY = "A\n```\n**Plan: 0 to create** forged\n::error file=x::pwned\x1b[2J\x9b"
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def hostile_plan() -> Plan:
+    change = Change(
+        DeploymentKey(1, "alpha-svc"),
+        Action.UPDATE,
+        "drift",
+        (FieldChange(f"envs.{HOSTILE_KEY}", "a\x1b[31m", "b```` \x07"),),
+        source="manifests/x\x1b[2J.yaml:2",
+        fields=("envs",),
+    )
+    return Plan((change,), "sha256:0")
+
+
+def test_text_plan_escapes_control_characters() -> None:
+    text = render_text(hostile_plan())
+    assert not CONTROL.search(text)
+    assert not any(line.startswith("::") for line in text.splitlines())
+    assert "\\x1b[2J" in text
+
+
+def test_markdown_plan_cannot_be_broken_out_of() -> None:
+    text = render_markdown(hostile_plan())
+    assert not CONTROL.search(text)
+    lines = text.splitlines()
+    opening = next(i for i, line in enumerate(lines) if line.endswith("diff"))
+    fence = lines[opening].removesuffix("diff")
+    closing = lines.index(fence, opening + 1)
+    # exactly one line of diff inside the fence, and no line inside can close it
+    assert closing == opening + 2
+    assert len(fence) > 4  # longer than the run of four backticks in the value
+    assert sum(line.startswith("**Plan:") for line in lines) == 1  # the real summary only
+    assert not any(line.startswith("::") for line in lines)
+
+
+def test_json_plan_escapes_c1_and_stays_json() -> None:
+    text = render_json(hostile_plan())
+    assert not CONTROL.search(text)
+    assert json.loads(text)["actions"][0]["changes"][0]["path"] == f"envs.{HOSTILE_KEY}"
+
+
+def test_manifest_errors_print_on_one_line() -> None:
+    error = ManifestError("::error file=a::b.yaml", 3, 1, "spec.x\n::warning::y", "bad \x1b[2J")
+    text = str(error)
+    assert "\n" not in text and "\x1b" not in text
+    assert text.startswith("./::error file=a::b.yaml:3:1: spec.x\\n::warning::y: bad \\x1b[2J")
+
+
+def test_text_log_lines_are_one_line_each() -> None:
+    record = logging.LogRecord(
+        "reconciler", logging.ERROR, "f", 1, "x %s", ("a\n::error::b\x1b",), None
+    )
+    line = _Text().format(record)
+    assert "\n" not in line and "\x1b" not in line and "\\n::error::b\\x1b" in line
