@@ -23,7 +23,7 @@ from pathlib import Path
 
 from reconciler.config import ApiSettings, Secret
 from reconciler.engine import ApplyReport, Target, apply
-from reconciler.executor import ApplyOptions
+from reconciler.execute import ApplyOptions
 from reconciler.manifests import load_desired
 from reconciler.plan import PlanOptions
 

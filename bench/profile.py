@@ -25,7 +25,7 @@ from pyinstrument.frame import Frame
 from reconciler.api import ApiClient
 from reconciler.config import ApiSettings, Secret
 from reconciler.engine import Target, apply, fetch_live
-from reconciler.executor import ApplyOptions
+from reconciler.execute import ApplyOptions
 from reconciler.manifests import load_desired
 from reconciler.plan import PlanOptions, make_plan
 from reconciler.render import render

@@ -17,17 +17,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .api import ApiClient
+from .clock import REAL, Clock
 from .config import ApiSettings, Secret
 from .diff import diff
 from .errors import ReconcilerError
-from .executor import ApplyOptions, Executor, Outcome, Reporter
+from .execute import ApplyOptions, Entry, Executor, Outcome, Reporter, resume
 from .health import Health, Sync, degraded_message, health_of
 from .manifests import load_desired
 from .model import DeploymentKey, DesiredState, LiveDeployment, Record
 from .plan import Plan, PlanOptions, make_plan
-from .resume import resume
 from .simulator import Simulator, SimulatorConfig, transport
-from .state import DEFAULT_STATE_PATH, JournalEntry, SqliteStateStore
+from .state import DEFAULT_STATE_PATH, SqliteStateStore
 
 SIMULATOR_URL = "http://simulator.invalid"
 
@@ -131,7 +131,7 @@ class Declined(ReconcilerError):
 class ApplyReport:
     plan: Plan
     outcomes: list[Outcome]
-    resumed: list[JournalEntry]
+    resumed: list[Entry]
     seconds: float
     requests: int = 0  # HTTP requests this apply sent, retries and polls included
     task_waits: tuple[float, ...] = ()  # seconds from submitting each action to its task's end
@@ -155,6 +155,7 @@ async def apply(
     lock_timeout: float = 10.0,
     choose: Callable[[Plan], Plan] | None = None,
     on_request: RequestHook | None = None,
+    clock: Clock = REAL,
 ) -> ApplyReport:
     """Resume what a previous run left, plan, confirm, execute. Holds the store's lock.
 
@@ -165,7 +166,7 @@ async def apply(
     try:
         store.acquire_lock(timeout=lock_timeout)
         async with connect(target, on_request) as api:
-            resumed = await resume(api, store, apply_options, report)
+            resumed = await resume(api, store, apply_options, clock)
             plan, inputs = await plan_against(desired, store, api, options, revision)
             if expected_fingerprint is not None and plan.fingerprint != expected_fingerprint:
                 raise StalePlan(
@@ -188,6 +189,7 @@ async def apply(
                 apply_options,
                 report=report,
                 revision=revision,
+                clock=clock,
             )
             outcomes = await executor.run(plan)
             return ApplyReport(
@@ -257,7 +259,7 @@ def status_rows(
             message = degraded_message(found) if health is Health.DEGRADED else ""
             if drift and not message:
                 message = "drift: " + ", ".join(c.path for c in drift[:5])
-        if not message and record.outcome not in ("converged", "resumed"):
+        if not message and not record.outcome.settled:
             message = f"last apply: {record.outcome}" + (
                 f": {record.message}" if record.message else ""
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -132,6 +133,30 @@ class LiveDeployment:
         )
 
 
+class RecordOutcome(StrEnum):
+    """How the last apply of an owned deployment went, as its record says."""
+
+    APPLYING = "applying"  # submitted; not yet converged (or the run was cut short)
+    ADOPTING = "adopting"
+    CONVERGED = "converged"
+    RESUMED = "resumed"  # finished by the next run's resume
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    UNKNOWN = "unknown"  # a word this version does not know (written by a newer one)
+
+    @classmethod
+    def parse(cls, text: str) -> RecordOutcome:
+        try:
+            return cls(text)
+        except ValueError:
+            return cls.UNKNOWN
+
+    @property
+    def settled(self) -> bool:
+        """The last apply ended well: nothing about it is worth telling."""
+        return self in (RecordOutcome.CONVERGED, RecordOutcome.RESUMED)
+
+
 @dataclass(frozen=True)
 class Record:
     """A deployment this reconciler owns, as it last applied it."""
@@ -139,7 +164,7 @@ class Record:
     key: DeploymentKey
     last_applied: Mapping[str, Any]  # request shape; sensitive leaves are salted hashes
     applied_at: float
-    outcome: str
+    outcome: RecordOutcome
     message: str = ""
     revision: str | None = None
     sensitive_paths: frozenset[SpecPath] = frozenset()

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from .executor import Result
+from .execute import Result
 from .health import Sync
 from .service import Service
 from .urls import redact_url

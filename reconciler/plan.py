@@ -32,7 +32,14 @@ from typing import Any
 
 from .diff import FieldChange, Hasher, creation, diff, hashed, patch_fields
 from .errors import ReconcilerError
-from .model import DeploymentKey, DesiredDeployment, DesiredState, LiveDeployment, Record
+from .model import (
+    DeploymentKey,
+    DesiredDeployment,
+    DesiredState,
+    LiveDeployment,
+    Record,
+    RecordOutcome,
+)
 
 PRUNE_ANNOTATION = "reconciler/prune"
 GONE_STATUSES = frozenset({"DELETING"})
@@ -54,6 +61,35 @@ class Action(StrEnum):
         return {"create": "+", "update": "~", "delete": "-", "adopt": "=", "noop": " "}[self]
 
 
+class Reason(StrEnum):
+    """Why a deployment gets its action; the words are the JSON plan's `reason`."""
+
+    NEW = "new"
+    ADOPT = "adopt"
+    DRIFT_MISSING = "drift: missing"
+    DRIFT = "drift"
+    MANIFEST_CHANGED = "manifest changed"
+    IN_SYNC = "in sync"
+    ORPHAN = "orphan"
+    ORPHAN_GONE = "orphan: already gone"
+    ORPHAN_KEPT = "orphan: kept (use --prune to delete)"
+    ORPHAN_PROTECTED = 'orphan: kept (reconciler/prune is "false")'
+
+    @property
+    def is_drift(self) -> bool:
+        """Live state moved away from what was applied (edited or deleted out of band)."""
+        return self in (Reason.DRIFT, Reason.DRIFT_MISSING)
+
+    @property
+    def is_orphan(self) -> bool:
+        return self in (
+            Reason.ORPHAN,
+            Reason.ORPHAN_GONE,
+            Reason.ORPHAN_KEPT,
+            Reason.ORPHAN_PROTECTED,
+        )
+
+
 class PlanError(ReconcilerError):
     """The plan cannot be made as asked (adopt refused, empty manifest set with prune, ...)."""
 
@@ -72,7 +108,7 @@ class Change:
 
     key: DeploymentKey
     action: Action
-    reason: str
+    reason: Reason
     changes: tuple[FieldChange, ...] = ()
     source: str | None = None
     fields: tuple[str, ...] = ()
@@ -104,7 +140,7 @@ class Plan:
                     "action": c.action.value,
                     "project_id": c.key.project_id,
                     "name": c.key.name,
-                    "reason": c.reason,
+                    "reason": c.reason.value,
                     "source": c.source,
                     "fields": list(c.fields),
                     "changes": [
@@ -128,10 +164,10 @@ def selected(labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
 
 def _orphan(record: Record, live: LiveDeployment | None, options: PlanOptions) -> Change:
     if record.annotations.get(PRUNE_ANNOTATION) == "false":
-        return Change(record.key, Action.NOOP, 'orphan: kept (reconciler/prune is "false")')
+        return Change(record.key, Action.NOOP, Reason.ORPHAN_PROTECTED)
     if not options.prune:
-        return Change(record.key, Action.NOOP, "orphan: kept (use --prune to delete)")
-    reason = "orphan" if live is not None else "orphan: already gone"
+        return Change(record.key, Action.NOOP, Reason.ORPHAN_KEPT)
+    reason = Reason.ORPHAN if live is not None else Reason.ORPHAN_GONE
     return Change(record.key, Action.DELETE, reason)
 
 
@@ -159,7 +195,7 @@ def _desired_change(
     body = bodies.body
     source = str(desired.source)
     if live is None:
-        reason = "new" if record is None else "drift: missing"
+        reason = Reason.NEW if record is None else Reason.DRIFT_MISSING
         changes = tuple(creation(body, sensitive=desired.sensitive_paths))
         return Change(desired.key, Action.CREATE, reason, changes, source)
     changes = tuple(
@@ -174,11 +210,11 @@ def _desired_change(
     )
     fields = patch_fields(changes)
     if record is None:
-        return Change(desired.key, Action.ADOPT, "adopt", changes, source, fields)
+        return Change(desired.key, Action.ADOPT, Reason.ADOPT, changes, source, fields)
     if not changes:
-        return Change(desired.key, Action.NOOP, "in sync", (), source)
+        return Change(desired.key, Action.NOOP, Reason.IN_SYNC, (), source)
     manifest_changed = bodies.hashed != record.last_applied
-    reason = "manifest changed" if manifest_changed else "drift"
+    reason = Reason.MANIFEST_CHANGED if manifest_changed else Reason.DRIFT
     return Change(desired.key, Action.UPDATE, reason, changes, source, fields)
 
 
@@ -274,7 +310,7 @@ def applied_record(
     hasher: Hasher,
     *,
     applied_at: float,
-    outcome: str,
+    outcome: RecordOutcome,
     revision: str | None = None,
     message: str = "",
 ) -> Record:

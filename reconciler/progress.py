@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from .executor import Event, Outcome, Result
+from .execute import Event, Outcome, Result
 from .model import DeploymentKey
 from .plan import Action
 

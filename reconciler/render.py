@@ -15,7 +15,7 @@ import html
 from typing import Any
 
 from .diff import SENSITIVE, FieldChange
-from .plan import Action, Change, Plan
+from .plan import Action, Change, Plan, Reason
 from .textsafe import escape, fence, json_text
 
 MARKDOWN_LIMIT = 60_000
@@ -62,7 +62,7 @@ def summary_line(plan: Plan) -> str:
 
 
 def _listed(change: Change) -> bool:
-    return change.action.mutates or change.reason != "in sync"
+    return change.action.mutates or change.reason is not Reason.IN_SYNC
 
 
 def render_text(plan: Plan, *, color: bool = False) -> str:

@@ -31,7 +31,7 @@ from watchdog.observers import Observer
 from . import engine
 from .engine import StatusRow, Target
 from .errors import ReconcilerError
-from .executor import ApplyOptions, Event
+from .execute import ApplyOptions, Event
 from .manifests import ManifestError
 from .manifests.offloop import load_off_loop
 from .metrics import Metrics
@@ -244,7 +244,7 @@ class Service:
     def _choose(self, plan: Plan) -> Plan:
         """Leave drift alone without self-heal; skip deployments still backing off."""
         now = time.monotonic()
-        drifted = [c for c in plan.changes if c.reason.startswith("drift")]
+        drifted = [c for c in plan.changes if c.reason.is_drift]
         self.drifted = {
             c.key: f"{c.reason}: " + ", ".join(f.path for f in c.changes[:5]) for c in drifted
         }
@@ -254,7 +254,7 @@ class Service:
                 log.info("drift detected on %s: %s", change.key, change.reason)
         kept = []
         for change in plan.changes:
-            if not self.options.self_heal and change.reason.startswith("drift"):
+            if not self.options.self_heal and change.reason.is_drift:
                 continue
             waiting = self.backoff.get(change.key)
             if waiting and waiting[1] > now and change.action.mutates:

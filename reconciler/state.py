@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import statekey
 from .errors import ReconcilerError
-from .model import DeploymentKey, Record, SpecPath
+from .model import DeploymentKey, Record, RecordOutcome, SpecPath
 from .statekey import Hasher, KeyMaterial, KeySource
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ def record_of(row: Sequence[Any]) -> Record:
         annotations=MappingProxyType(json.loads(row[5])),
         revision=row[6],
         applied_at=row[7],
-        outcome=row[8],
+        outcome=RecordOutcome.parse(row[8]),
         message=row[9],
     )
 

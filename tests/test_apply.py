@@ -11,13 +11,12 @@ import pytest
 from reconciler.api import ApiClient
 from reconciler.config import ApiSettings, Secret
 from reconciler.engine import ApplyReport, Target, apply, plan_against, status
-from reconciler.executor import ApplyOptions, Event, Result
+from reconciler.execute import ApplyOptions, Event, PollOptions, Result
 from reconciler.health import Health, Sync
 from reconciler.manifests import load_desired
 from reconciler.plan import Action, PlanOptions
 from reconciler.simulator import BackgroundServer, Faults, Simulator, SimulatorConfig, Timings
 from reconciler.state import SqliteStateStore
-from reconciler.tasks import PollOptions
 
 from .conftest import API_KEY, seed_body
 from .conftest import manifest as shared_manifest

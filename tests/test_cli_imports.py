@@ -26,7 +26,7 @@ HEAVY = (
     "sqlite3",
     "reconciler.simulator.app",
     "reconciler.engine",
-    "reconciler.executor",
+    "reconciler.execute",
 )
 # What parsing a manifest needs, and `--version` or `--help` do not.
 PARSING = ("pydantic", "yaml", "asyncio", "reconciler.manifests", "reconciler.spec")

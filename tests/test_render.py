@@ -6,7 +6,7 @@ import json
 
 from reconciler.diff import FieldChange
 from reconciler.model import DeploymentKey
-from reconciler.plan import Action, Change, Plan
+from reconciler.plan import Action, Change, Plan, Reason
 from reconciler.render import MARKDOWN_LIMIT, render_json, render_markdown, render_text
 
 
@@ -16,14 +16,14 @@ def sample() -> Plan:
             Change(
                 DeploymentKey(1, "new-svc"),
                 Action.CREATE,
-                "new",
+                Reason.NEW,
                 (FieldChange("image", None, "nginx:latest"),),
                 "m/new.yaml:1",
             ),
             Change(
                 DeploymentKey(1, "old-svc"),
                 Action.UPDATE,
-                "drift",
+                Reason.DRIFT,
                 (
                     FieldChange("containers[region_id=1].scale.max", 3, 5),
                     FieldChange("envs.TOKEN", "(sensitive)", "(sensitive)", True),
@@ -32,9 +32,9 @@ def sample() -> Plan:
                 "m/old.yaml:1",
                 ("containers", "envs", "timeout"),
             ),
-            Change(DeploymentKey(1, "gone-svc"), Action.DELETE, "orphan"),
-            Change(DeploymentKey(2, "found-svc"), Action.ADOPT, "adopt", (), "m/f.yaml:3"),
-            Change(DeploymentKey(2, "same-svc"), Action.NOOP, "in sync", (), "m/s.yaml:1"),
+            Change(DeploymentKey(1, "gone-svc"), Action.DELETE, Reason.ORPHAN),
+            Change(DeploymentKey(2, "found-svc"), Action.ADOPT, Reason.ADOPT, (), "m/f.yaml:3"),
+            Change(DeploymentKey(2, "same-svc"), Action.NOOP, Reason.IN_SYNC, (), "m/s.yaml:1"),
         ),
         "sha256:abc",
         None,
@@ -62,7 +62,7 @@ def test_text_reads_like_terraform() -> None:
 
 
 def test_text_without_changes() -> None:
-    plan = Plan((Change(DeploymentKey(1, "a-svc"), Action.NOOP, "in sync"),), "sha256:x")
+    plan = Plan((Change(DeploymentKey(1, "a-svc"), Action.NOOP, Reason.IN_SYNC),), "sha256:x")
     assert render_text(plan).splitlines() == [
         "No changes. 1 deployment in sync.",
         "",
@@ -102,7 +102,7 @@ def test_long_markdown_is_truncated_with_a_note() -> None:
         Change(
             DeploymentKey(1, f"svc-{i:05d}"),
             Action.UPDATE,
-            "drift",
+            Reason.DRIFT,
             tuple(FieldChange(f"containers[region_id={r}].scale.max", 1, 2) for r in range(20)),
             f"m/{i}.yaml:1",
             ("containers",),

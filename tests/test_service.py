@@ -16,12 +16,11 @@ import pytest
 
 from reconciler.config import ApiSettings, Secret
 from reconciler.engine import Target
-from reconciler.executor import ApplyOptions
+from reconciler.execute import ApplyOptions, PollOptions
 from reconciler.model import DeploymentKey
 from reconciler.service import ServeOptions, Service
 from reconciler.simulator import BackgroundServer, Faults, Simulator, SimulatorConfig, Timings
 from reconciler.sources import DirectorySource, GitSource, Source
-from reconciler.tasks import PollOptions
 from reconciler.web import build_app
 
 from .conftest import API_KEY, eventually, manifest

@@ -7,9 +7,9 @@ import random
 
 from reconciler.api import ApiClient
 from reconciler.config import ApiSettings, Secret
+from reconciler.execute import PollOptions, Watcher
 from reconciler.model import DeploymentKey
 from reconciler.simulator import Timings, transport
-from reconciler.tasks import PollOptions, Watcher
 
 from .conftest import API_KEY, ManualClock, eventually, make_simulator, seed_body
 

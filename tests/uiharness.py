@@ -14,11 +14,10 @@ import uvicorn
 
 from reconciler.config import ApiSettings, Secret
 from reconciler.engine import Target
-from reconciler.executor import ApplyOptions
+from reconciler.execute import ApplyOptions, PollOptions
 from reconciler.service import ServeOptions, Service
 from reconciler.simulator import BackgroundServer, Faults, Simulator, SimulatorConfig, Timings
 from reconciler.sources import DirectorySource
-from reconciler.tasks import PollOptions
 from reconciler.ui import UiOptions
 from reconciler.web import _Server, build_app
 

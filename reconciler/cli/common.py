@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TextIO, TypeAlias
 from ..errors import ReconcilerError
 
 if TYPE_CHECKING:
-    from ..executor import ApplyOptions
+    from ..execute import ApplyOptions
     from ..plan import PlanOptions
 
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -123,6 +123,6 @@ def add_execution_flags(p: argparse.ArgumentParser) -> None:
 def apply_options_of(args: argparse.Namespace) -> ApplyOptions:
     if args.parallelism < 1:
         raise ReconcilerError(f"--parallelism must be at least 1, got {args.parallelism}")
-    from ..executor import ApplyOptions
+    from ..execute import ApplyOptions
 
     return ApplyOptions(parallelism=args.parallelism, timeout=args.timeout)

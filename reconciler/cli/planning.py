@@ -26,7 +26,7 @@ from .common import (
 
 if TYPE_CHECKING:
     from .. import engine
-    from ..executor import Event, Reporter
+    from ..execute import Event, Reporter
     from ..plan import Plan, PlanOptions
     from ..progress import LiveReporter
 
@@ -222,7 +222,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
                         "error": outcome.error,
                         "seconds": round(outcome.seconds, 3),
                         "task_ids": list(outcome.task_ids),
-                        "reason": outcome.reason,
+                        "reason": str(outcome.reason or ""),
                     }
                 )
             )

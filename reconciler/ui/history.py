@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..executor import Result
+from ..execute import Result
 from ..model import DeploymentKey
 from ..service import Service
 

@@ -12,6 +12,8 @@ cost about what one does:
 - every request goes through the caller's slots (the `--parallelism` bound).
 
 A poll that fails is retried at the next interval; `max_errors` failures in a row fail the entry.
+A wait may carry a deadline (on the clock's monotonic time): past it, the wait raises
+`TimeoutError`. Time is read from, and waited on, the injected `Clock` only.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any, TypeVar
 
-from .api import ApiClient, Task
-from .errors import ApiError, NotFoundError
-from .model import DeploymentKey, LiveDeployment
+from ..api import ApiClient, Task
+from ..clock import REAL, Clock
+from ..errors import ApiError, NotFoundError
+from ..model import DeploymentKey, LiveDeployment
 
-log = logging.getLogger("reconciler.tasks")
+log = logging.getLogger("reconciler.execute.tasks")
 
 T = TypeVar("T")
 TASK_LOOKBACK = timedelta(hours=1)
@@ -52,15 +56,21 @@ class PollOptions:
         return interval * (1 + self.jitter * (2 * rng.random() - 1))
 
 
+class Kind(StrEnum):
+    TASK = "task"
+    DEPLOYMENT = "deployment"
+
+
 @dataclass(eq=False)
 class _Entry:
-    kind: str  # "task" | "deployment"
+    kind: Kind
     project_id: int
     ident: str  # task id, or deployment name
     update: Callable[[Any], bool]  # takes the polled object; true when the wait is over
     future: asyncio.Future[Any]
     due: float
     interval: float
+    deadline: float | None = None
     errors: int = 0
     last: Any = field(default=None)
 
@@ -75,8 +85,10 @@ class Watcher:
         options: PollOptions | None = None,
         *,
         rng: random.Random | None = None,
+        clock: Clock = REAL,
     ) -> None:
         self.api = api
+        self.clock = clock
         self.slots = slots
         self.options = options or PollOptions()
         self.rng = rng or random.Random()
@@ -111,22 +123,36 @@ class Watcher:
                 self._entries.remove(entry)
 
     def _entry(
-        self, kind: str, project_id: int, ident: str, update: Callable[[Any], bool]
+        self,
+        kind: Kind,
+        project_id: int,
+        ident: str,
+        update: Callable[[Any], bool],
+        deadline: float | None,
     ) -> _Entry:
-        loop = asyncio.get_running_loop()
         initial = self.options.initial
         return _Entry(
             kind,
             project_id,
             ident,
             update,
-            loop.create_future(),
-            due=loop.time() + self.options.spread(initial, self.rng),
+            asyncio.get_running_loop().create_future(),
+            due=self._due(initial, deadline),
             interval=initial,
+            deadline=deadline,
         )
 
+    def _due(self, interval: float, deadline: float | None) -> float:
+        due = self.clock.monotonic() + self.options.spread(interval, self.rng)
+        return due if deadline is None else min(due, deadline)
+
     async def task(
-        self, project_id: int, task_id: str, on_change: Callable[[Task], None] | None = None
+        self,
+        project_id: int,
+        task_id: str,
+        on_change: Callable[[Task], None] | None = None,
+        *,
+        deadline: float | None = None,
     ) -> Task:
         """Wait until the task is FINISHED or ERROR; return it."""
         seen: list[str] = []
@@ -137,41 +163,59 @@ class Watcher:
             seen.append(task.state)
             return task.state.is_terminal
 
-        result: Task = await self._wait(self._entry("task", project_id, task_id, update))
+        result: Task = await self._wait(
+            self._entry(Kind.TASK, project_id, task_id, update, deadline)
+        )
         return result
 
     async def deployment(
         self,
         key: DeploymentKey,
         done: Callable[[LiveDeployment | None], bool],
+        *,
+        deadline: float | None = None,
     ) -> LiveDeployment | None:
         """Wait until `done(live)` holds for the deployment (None when it is absent)."""
         result: LiveDeployment | None = await self._wait(
-            self._entry("deployment", key.project_id, key.name, done)
+            self._entry(Kind.DEPLOYMENT, key.project_id, key.name, done, deadline)
         )
         return result
 
     # -- the loop --------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             self._wake.clear()
+            self._entries = [e for e in self._entries if not e.future.done()]
             if not self._entries:
                 await self._wake.wait()
                 continue
-            delay = min(e.due for e in self._entries) - loop.time()
-            if delay > 0:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), delay)
-                    continue  # something new: recompute the earliest due time
-                except TimeoutError:
-                    pass
-            await self._round(loop.time())
+            delay = min(e.due for e in self._entries) - self.clock.monotonic()
+            if delay > 0 and await self._woken_within(delay):
+                continue  # something new: recompute the earliest due time
+            await self._round(self.clock.monotonic())
+            await asyncio.sleep(0)  # let the waiters whose wait just ended run
+
+    async def _woken_within(self, delay: float) -> bool:
+        """Sleep `delay` on the clock, or less if a new waiter comes; true if one came."""
+        woken = asyncio.ensure_future(self._wake.wait())
+        slept = asyncio.ensure_future(self.clock.sleep(delay))
+        try:
+            await asyncio.wait((woken, slept), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (woken, slept):
+                waiter.cancel()
+        return woken.done() and not woken.cancelled()
+
+    def _expire(self, now: float) -> None:
+        for entry in self._entries:
+            if entry.deadline is not None and now >= entry.deadline and not entry.future.done():
+                entry.future.set_exception(TimeoutError())
 
     async def _round(self, now: float) -> None:
+        self._expire(now)
         due = [e for e in self._entries if e.due <= now and not e.future.done()]
-        groups: dict[tuple[str, int], list[_Entry]] = defaultdict(list)
+        groups: dict[tuple[Kind, int], list[_Entry]] = defaultdict(list)
         for entry in self._entries:
             if not entry.future.done():
                 groups[(entry.kind, entry.project_id)].append(entry)
@@ -187,9 +231,8 @@ class Watcher:
         await asyncio.gather(*calls)
 
     def _reschedule(self, entry: _Entry) -> None:
-        loop_time = asyncio.get_running_loop().time()
         entry.interval = self.options.next_interval(entry.interval)
-        entry.due = loop_time + self.options.spread(entry.interval, self.rng)
+        entry.due = self._due(entry.interval, entry.deadline)
 
     def _deliver(self, entry: _Entry, value: Any) -> None:
         if entry.future.done():
@@ -221,12 +264,12 @@ class Watcher:
 
     async def _poll_one(self, entry: _Entry) -> None:
         try:
-            if entry.kind == "task":
+            if entry.kind is Kind.TASK:
                 value: Any = await self._limited("task get", lambda: self.api.get_task(entry.ident))
             else:
                 value = await self._get_deployment(entry.project_id, entry.ident)
         except ApiError as exc:
-            if isinstance(exc, NotFoundError) and entry.kind == "task":
+            if isinstance(exc, NotFoundError) and entry.kind is Kind.TASK:
                 if not entry.future.done():
                     entry.future.set_exception(exc)
                 return
@@ -243,10 +286,11 @@ class Watcher:
             return None
         return LiveDeployment.from_answer(project_id, answer.model_dump(mode="json"))
 
-    async def _poll_batch(self, kind: str, project_id: int, entries: list[_Entry]) -> None:
+    async def _poll_batch(self, kind: Kind, project_id: int, entries: list[_Entry]) -> None:
         try:
-            if kind == "task":
-                since = (datetime.now(UTC) - TASK_LOOKBACK).strftime("%Y-%m-%dT%H:%M:%S")
+            if kind is Kind.TASK:
+                now = datetime.fromtimestamp(self.clock.wall(), UTC)
+                since = (now - TASK_LOOKBACK).strftime("%Y-%m-%dT%H:%M:%S")
                 tasks = await self._limited(
                     "task list",
                     lambda: self.api.list_tasks(project_ids=[project_id], from_timestamp=since),
@@ -268,7 +312,7 @@ class Watcher:
         for entry in entries:
             if entry.ident in found:
                 self._deliver(entry, found[entry.ident])
-            elif kind == "deployment":
+            elif kind is Kind.DEPLOYMENT:
                 self._deliver(entry, None)  # absent from the full list: it is gone
             else:
                 stragglers.append(entry)  # not in the window the list covered

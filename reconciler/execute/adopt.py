@@ -1,0 +1,34 @@
+"""Adopt: take ownership of a live deployment the manifests describe, then patch it to match.
+
+Two ways in: the plan says adopt (the deployment was there before us), or a create answered 409
+(a lost answer, a race). Ownership is recorded before the patch, so a crash cannot lose it.
+"""
+
+from __future__ import annotations
+
+from ..diff import diff, patch_fields
+from ..model import LiveDeployment, RecordOutcome
+from .context import Attempt, Context
+from .finish import finish
+from .outcomes import ActionFailed, Phase
+from .update import patch
+
+
+async def adopt(ctx: Context, attempt: Attempt) -> None:
+    """The plan's adopt: the fields to send were decided by the plan."""
+    ctx.record(attempt, RecordOutcome.ADOPTING)
+    fields = attempt.change.fields
+    tasks = await patch(ctx, attempt, fields) if fields else []
+    await finish(ctx, attempt, tasks)
+
+
+async def adopt_existing(ctx: Context, attempt: Attempt, live: LiveDeployment | None) -> None:
+    """A create answered 409 and the namesake is not going away: verify it, then take it."""
+    if live is None:
+        raise ActionFailed("create answered 409 Conflict, yet the deployment is not there")
+    desired = attempt.wanted()
+    ctx.emit(attempt, Phase.ADOPTING, "exists already: adopting")
+    changes = diff(desired.spec.body(), live.spec_view, sensitive=desired.sensitive_paths)
+    fields = patch_fields(tuple(changes))
+    tasks = await patch(ctx, attempt, fields) if fields else []
+    await finish(ctx, attempt, tasks)

@@ -1,0 +1,98 @@
+"""What every verb shares while a plan runs: the API, the store, the clock, the request slots,
+the watcher, and one `Attempt` per action (its journal entry, its task IDs, its deadline).
+
+Verbs never open the journal or write a record by hand: they go through these helpers, so the
+order (journal first, then the request, then the record) is kept in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ..api import ApiClient
+from ..clock import Clock
+from ..errors import NotFoundError
+from ..model import DeploymentKey, DesiredDeployment, LiveDeployment, RecordOutcome
+from ..plan import Change, applied_record
+from ..state import StateStore
+from .journal import Journal
+from .outcomes import ApplyOptions, Event, Phase, Reporter
+from .tasks import Watcher
+
+T = TypeVar("T")
+
+
+@dataclass
+class Attempt:
+    """One action in flight."""
+
+    change: Change
+    desired: DesiredDeployment | None
+    entry: int
+    deadline: float
+    task_ids: list[str] = field(default_factory=list)
+    submitted: bool = False  # the request went through: the record claims ownership
+    phase: str = "working"  # what it was doing, for a timeout's message
+
+    @property
+    def key(self) -> DeploymentKey:
+        return self.change.key
+
+    def wanted(self) -> DesiredDeployment:
+        """The desired deployment; only deletes act without one."""
+        assert self.desired is not None, f"{self.change.action} of {self.key} needs a manifest"
+        return self.desired
+
+
+@dataclass
+class Context:
+    api: ApiClient
+    store: StateStore
+    desired: Mapping[DeploymentKey, DesiredDeployment]
+    options: ApplyOptions
+    clock: Clock
+    report: Reporter
+    revision: str | None
+    slots: asyncio.Semaphore
+    watcher: Watcher
+    task_waits: list[float] = field(default_factory=list)
+
+    @property
+    def journal(self) -> Journal:
+        return Journal(self.store)
+
+    async def call(self, request: Callable[[], Awaitable[T]]) -> T:
+        """One request, holding one of the `parallelism` slots."""
+        async with self.slots:
+            return await request()
+
+    def emit(self, attempt: Attempt, phase: Phase, message: str = "", **extra: Any) -> None:
+        attempt.phase = message or phase.value
+        self.report(Event(attempt.key, attempt.change.action, phase, message, **extra))
+
+    async def find(self, key: DeploymentKey) -> LiveDeployment | None:
+        try:
+            answer = await self.call(lambda: self.api.get_deployment(key.project_id, key.name))
+        except NotFoundError:
+            return None
+        return LiveDeployment.from_answer(key.project_id, answer.model_dump(mode="json"))
+
+    def record(self, attempt: Attempt, outcome: RecordOutcome, message: str = "") -> None:
+        if attempt.desired is None:
+            return
+        self.store.save_record(
+            applied_record(
+                attempt.desired,
+                self.store.hash_value,
+                applied_at=self.clock.wall(),
+                outcome=outcome,
+                revision=self.revision,
+                message=message,
+            )
+        )
+
+    def expired(self, attempt: Attempt) -> bool:
+        return self.clock.monotonic() >= attempt.deadline

@@ -1,0 +1,57 @@
+"""Create: POST the body; never two creates for one name.
+
+A lost answer is checked by reading the deployment (there: it happened, finish without task
+IDs). A 409 means the name is taken: by a namesake being deleted (wait until it is gone, then
+create again, a bounded number of times) or by a live one (verify and adopt it).
+"""
+
+from __future__ import annotations
+
+from ..api import DeploymentStatus
+from ..errors import ApiError, ConflictError
+from ..model import LiveDeployment
+from .adopt import adopt_existing
+from .context import Attempt, Context
+from .finish import finish
+from .outcomes import ActionFailed, Phase
+from .send import MUTATION_ATTEMPTS, NOT_APPLIED, _NotApplied, send_checked
+
+
+async def create(ctx: Context, attempt: Attempt) -> None:
+    key = attempt.key
+    body = {"name": key.name, **attempt.wanted().spec.body()}
+
+    async def check(error: ApiError) -> list[str] | _NotApplied:
+        return [] if await ctx.find(key) is not None else NOT_APPLIED
+
+    for _ in range(MUTATION_ATTEMPTS):
+        ctx.emit(attempt, Phase.SUBMITTING, "creating")
+        try:
+            tasks = await send_checked(
+                ctx,
+                attempt,
+                "create",
+                lambda: ctx.api.create_deployment(key.project_id, body),
+                check,
+            )
+        except ConflictError:
+            live = await ctx.find(key)
+            if live is None or live.status != DeploymentStatus.DELETING:
+                await adopt_existing(ctx, attempt, live)
+                return
+            # an old deployment of that name is going away: create once it is gone
+            ctx.emit(attempt, Phase.SUBMITTING, "waiting for the old one to be deleted")
+            await ctx.watcher.deployment(
+                key, lambda found: found is None, deadline=attempt.deadline
+            )
+            continue
+        await finish(ctx, attempt, tasks)
+        return
+    raise ActionFailed(
+        f"create answered 409 Conflict {MUTATION_ATTEMPTS} times: a deployment of that name "
+        "kept being deleted and recreated meanwhile"
+    )
+
+
+def _gone(live: LiveDeployment | None) -> bool:
+    return live is None

@@ -1,0 +1,155 @@
+"""The write-ahead journal, typed: written and read back here only (DESIGN.md §5).
+
+The store keeps each entry as opaque JSON plus a state word; this module is the one that turns
+an action into an `Intent` before its request is sent, notes the task IDs the request returned,
+closes the entry with a `JournalResult`, and reads unfinished entries back for `resume`. An
+intent carries the record to write if the action went through, built by `applied_record`, so a
+record written after a crash is the one a finished apply would have written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from ..diff import Hasher
+from ..model import DeploymentKey, DesiredDeployment, Record, RecordOutcome
+from ..plan import Action, applied_record
+from ..state import JournalEntry, StateStore
+
+__all__ = ["Entry", "Intent", "Journal", "JournalResult", "JournalState", "RecordOutcome"]
+
+
+class JournalState(StrEnum):
+    PENDING = "pending"  # intent written; the request may or may not have been sent
+    SUBMITTED = "submitted"  # the request answered with task IDs
+    DONE = "done"
+
+    @property
+    def open(self) -> bool:
+        return self is not JournalState.DONE
+
+
+class JournalResult(StrEnum):
+    """How an entry was closed."""
+
+    CONVERGED = "converged"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    RESUMED = "resumed"  # finished after a crash by the next run
+    NOT_APPLIED = "not applied"  # after a crash: the create had not happened
+    REPLANNED = "unknown"  # after a crash: left to the fresh plan, which re-reads live state
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What an action is about to do: the fields it sends, and the record it would write."""
+
+    fields: tuple[str, ...] = ()
+    record: Record | None = None
+
+    @classmethod
+    def of(
+        cls,
+        fields: Sequence[str],
+        desired: DesiredDeployment | None,
+        hasher: Hasher,
+        revision: str | None,
+    ) -> Intent:
+        if desired is None:
+            return cls(tuple(fields))
+        record = applied_record(
+            desired, hasher, applied_at=0.0, outcome=RecordOutcome.APPLYING, revision=revision
+        )
+        return cls(tuple(fields), record)
+
+    def record_as(self, outcome: RecordOutcome, now: float) -> Record | None:
+        if self.record is None:
+            return None
+        return Record(
+            key=self.record.key,
+            last_applied=self.record.last_applied,
+            applied_at=now,
+            outcome=outcome,
+            revision=self.record.revision,
+            sensitive_paths=self.record.sensitive_paths,
+            labels=self.record.labels,
+            annotations=self.record.annotations,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"fields": list(self.fields)}
+        if self.record is not None:
+            record = self.record
+            data.update(
+                last_applied=dict(record.last_applied),
+                sensitive_paths=[list(p) for p in sorted(record.sensitive_paths, key=str)],
+                labels=dict(record.labels),
+                annotations=dict(record.annotations),
+                revision=record.revision,
+            )
+        return data
+
+    @classmethod
+    def from_json(cls, key: DeploymentKey, data: Mapping[str, Any]) -> Intent:
+        fields = tuple(str(f) for f in data.get("fields", []))
+        if "last_applied" not in data:
+            return cls(fields)
+        record = Record(
+            key=key,
+            last_applied=data["last_applied"],
+            applied_at=0.0,
+            outcome=RecordOutcome.APPLYING,
+            revision=data.get("revision"),
+            sensitive_paths=frozenset(tuple(p) for p in data.get("sensitive_paths", [])),
+            labels=MappingProxyType(dict(data.get("labels", {}))),
+            annotations=MappingProxyType(dict(data.get("annotations", {}))),
+        )
+        return cls(fields, record)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One journal entry, read back."""
+
+    id: int
+    key: DeploymentKey
+    action: Action
+    intent: Intent
+    task_ids: tuple[str, ...]
+    state: JournalState
+    started_at: float
+
+    @classmethod
+    def from_row(cls, row: JournalEntry) -> Entry:
+        return cls(
+            id=row.id,
+            key=row.key,
+            action=Action(row.action),
+            intent=Intent.from_json(row.key, row.intent),
+            task_ids=tuple(row.task_ids),
+            state=JournalState(row.state),
+            started_at=row.started_at,
+        )
+
+
+class Journal:
+    """The journal of one state store."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    def open(self, key: DeploymentKey, action: Action, intent: Intent) -> int:
+        return self.store.journal_intent(key, action.value, intent.to_json())
+
+    def submitted(self, entry_id: int, task_ids: Sequence[str]) -> None:
+        self.store.journal_tasks(entry_id, list(task_ids))
+
+    def close(self, entry_id: int, result: JournalResult, message: str = "") -> None:
+        self.store.journal_done(entry_id, result.value, message)
+
+    def unfinished(self) -> list[Entry]:
+        return [Entry.from_row(row) for row in self.store.unfinished()]

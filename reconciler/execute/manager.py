@@ -1,0 +1,136 @@
+"""Running a plan: every action as its own coroutine, each journaled, none able to sink another.
+
+What is bounded is requests in flight (`parallelism` slots, shared with the watcher's polls),
+not deployments, so a hundred creates are submitted within a few round trips and then waited on
+together. Creates, updates and adopts run before deletes. Each action is journaled before its
+request is sent and closed with its result; whatever goes wrong inside one action, an API
+error, a deadline or a bug, becomes that action's outcome and never loses the others'.
+
+The verbs live one per module; adding one (start, stop) means a module and a line in `VERBS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from ..api import ApiClient
+from ..clock import REAL, Clock
+from ..errors import ApiError
+from ..model import DeploymentKey, DesiredDeployment, RecordOutcome
+from ..plan import Action, Change, Plan
+from ..state import StateStore
+from .adopt import adopt
+from .context import Attempt, Context
+from .create import create
+from .delete import delete
+from .journal import Intent, JournalResult
+from .outcomes import ActionFailed, ApplyOptions, Event, Outcome, Phase, Reporter, Result
+from .tasks import Watcher
+from .update import update
+
+log = logging.getLogger("reconciler.execute")
+
+Verb = Callable[[Context, Attempt], Awaitable[None]]
+VERBS: dict[Action, Verb] = {
+    Action.CREATE: create,
+    Action.UPDATE: update,
+    Action.ADOPT: adopt,
+    Action.DELETE: delete,
+}
+LAST = frozenset({Action.DELETE})  # run after every other action has ended
+
+
+class Executor:
+    def __init__(
+        self,
+        api: ApiClient,
+        store: StateStore,
+        desired: Mapping[DeploymentKey, DesiredDeployment],
+        options: ApplyOptions | None = None,
+        *,
+        report: Reporter | None = None,
+        revision: str | None = None,
+        clock: Clock = REAL,
+    ) -> None:
+        self.api = api
+        self.store = store
+        self.desired = desired
+        self.options = options or ApplyOptions()
+        self.report: Reporter = report or (lambda event: None)
+        self.revision = revision
+        self.clock = clock
+        self.task_waits: list[float] = []
+
+    async def run(self, plan: Plan) -> list[Outcome]:
+        """Apply every action of `plan`; list an outcome for every deployment in it."""
+        acting = [c for c in plan.changes if c.action.mutates]
+        first = [c for c in acting if c.action not in LAST]
+        last = [c for c in acting if c.action in LAST]
+        for change in first + last:
+            self.report_phase(change, Phase.QUEUED)
+        slots = asyncio.Semaphore(max(1, self.options.parallelism))
+        async with Watcher(self.api, slots, self.options.poll, clock=self.clock) as watcher:
+            ctx = Context(
+                self.api,
+                self.store,
+                self.desired,
+                self.options,
+                self.clock,
+                self.report,
+                self.revision,
+                slots,
+                watcher,
+                self.task_waits,
+            )
+            outcomes = list(await asyncio.gather(*(self._one(ctx, c) for c in first)))
+            outcomes += await asyncio.gather(*(self._one(ctx, c) for c in last))
+        outcomes += [  # the unchanged ones too: every deployment gets an outcome
+            Outcome(c.key, c.action, Result.SKIPPED, reason=c.reason)
+            for c in plan.changes
+            if not c.action.mutates
+        ]
+        return outcomes
+
+    def report_phase(self, change: Change, phase: Phase) -> None:
+        self.report(Event(change.key, change.action, phase))
+
+    async def _one(self, ctx: Context, change: Change) -> Outcome:
+        started = self.clock.monotonic()
+        desired = self.desired.get(change.key)
+        intent = Intent.of(change.fields, desired, self.store.hash_value, self.revision)
+        entry = ctx.journal.open(change.key, change.action, intent)
+        attempt = Attempt(change, desired, entry, started + self.options.timeout)
+        try:
+            await VERBS[change.action](ctx, attempt)
+            result, error = Result.CONVERGED, ""
+        except TimeoutError:
+            result = Result.TIMED_OUT
+            error = f"timed out after {self.options.timeout:g}s while {attempt.phase}"
+        except ActionFailed as exc:
+            result, error = exc.result, exc.message
+        except ApiError as exc:
+            result, error = Result.FAILED, str(exc)
+        except Exception as exc:  # a bug in one action must not lose the others' outcomes
+            log.exception("%s of %s failed unexpectedly", change.action.value, change.key)
+            result, error = Result.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+        self._close(ctx, attempt, result, error)
+        outcome = Outcome(
+            change.key,
+            change.action,
+            result,
+            tuple(attempt.task_ids),
+            error,
+            self.clock.monotonic() - started,
+        )
+        ctx.emit(attempt, Phase(result.value), error, outcome=outcome)
+        return outcome
+
+    def _close(self, ctx: Context, attempt: Attempt, result: Result, error: str) -> None:
+        """Close the journal entry; on failure, note it on the record of what we own."""
+        ctx.journal.close(attempt.entry, JournalResult(result.value), error)
+        if result is Result.CONVERGED or attempt.change.action is Action.DELETE:
+            return
+        if attempt.submitted or attempt.change.action is not Action.CREATE:
+            ctx.record(attempt, RecordOutcome(result.value), error)

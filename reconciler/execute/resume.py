@@ -1,0 +1,83 @@
+"""Finishing what an interrupted apply left behind (DESIGN.md §5), from the typed journal.
+
+On the next apply, before planning: an entry with task IDs has its tasks polled to the end and
+its outcome recorded; a create without task IDs is looked up by name, so a create that did
+happen is recorded as ours (and never sent twice), one that did not is left to the fresh plan;
+any other unfinished entry is closed, as the fresh plan re-reads live state anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ..api import ApiClient
+from ..clock import REAL, Clock
+from ..errors import ApiError, NotFoundError
+from ..model import RecordOutcome
+from ..plan import Action
+from ..state import StateStore
+from .journal import Entry, Journal, JournalResult
+from .outcomes import ApplyOptions
+from .tasks import Watcher
+
+
+async def resume(
+    api: ApiClient, store: StateStore, options: ApplyOptions, clock: Clock = REAL
+) -> list[Entry]:
+    """Settle every unfinished journal entry; return them."""
+    journal = Journal(store)
+    entries = journal.unfinished()
+    if not entries:
+        return []
+    slots = asyncio.Semaphore(max(1, options.parallelism))
+    async with Watcher(api, slots, options.poll, clock=clock) as watcher:
+
+        async def settle(entry: Entry) -> None:
+            if entry.task_ids:
+                await _settle_tasks(store, journal, watcher, entry, clock)
+            elif entry.action is Action.CREATE:
+                await _settle_create(api, store, journal, entry, clock)
+            else:
+                journal.close(
+                    entry.id, JournalResult.REPLANNED, "resumed: re-planned from live state"
+                )
+
+        await asyncio.gather(*(settle(e) for e in entries))
+    return entries
+
+
+async def _settle_tasks(
+    store: StateStore, journal: Journal, watcher: Watcher, entry: Entry, clock: Clock
+) -> None:
+    key = entry.key
+    try:
+        tasks = [await watcher.task(key.project_id, t) for t in entry.task_ids]
+    except ApiError as exc:
+        journal.close(entry.id, JournalResult.FAILED, f"resumed: {exc}")
+        return
+    errors = [t.error or "task failed" for t in tasks if not t.state.succeeded]
+    if entry.action is Action.DELETE:
+        if not errors:
+            store.forget(key)
+    else:
+        outcome = RecordOutcome.FAILED if errors else RecordOutcome.RESUMED
+        record = entry.intent.record_as(outcome, clock.wall())
+        if record is not None:
+            store.save_record(record)
+    result = JournalResult.FAILED if errors else JournalResult.RESUMED
+    journal.close(entry.id, result, "; ".join(errors))
+
+
+async def _settle_create(
+    api: ApiClient, store: StateStore, journal: Journal, entry: Entry, clock: Clock
+) -> None:
+    key = entry.key
+    try:
+        await api.get_deployment(key.project_id, key.name)
+    except NotFoundError:
+        journal.close(entry.id, JournalResult.NOT_APPLIED, "resumed: the create never happened")
+        return
+    record = entry.intent.record_as(RecordOutcome.RESUMED, clock.wall())
+    if record is not None:
+        store.save_record(record)  # it happened: it is ours
+    journal.close(entry.id, JournalResult.RESUMED, "resumed: the create had happened")
