@@ -245,7 +245,7 @@ async def test_create_waits_for_a_namesake_being_deleted(rig: Rig) -> None:
         await api.delete_deployment(1, "alpha-svc")  # going away, out of band: DELETING
     rig.write("alpha-svc", manifest("alpha-svc"))
     report = await rig.apply()
-    assert rig.results(report) == {"alpha-svc": "converged"}
+    assert rig.results(report) == {"alpha-svc": "converged"}, report.outcomes
     assert rig.sim.creates[(1, "alpha-svc")] == 2  # the old one, then ours once it was gone
     live = rig.sim.cloud.view(rig.sim.cloud.get(1, "alpha-svc"))
     assert live["description"] == "alpha-svc" and live["status"] == "ACTIVE"

@@ -10,7 +10,7 @@ from ..diff import diff, patch_fields
 from ..model import LiveDeployment, RecordOutcome
 from .context import Attempt, Context
 from .finish import finish
-from .outcomes import ActionFailed, Phase
+from .outcomes import Phase
 from .update import patch
 
 
@@ -22,10 +22,8 @@ async def adopt(ctx: Context, attempt: Attempt) -> None:
     await finish(ctx, attempt, tasks)
 
 
-async def adopt_existing(ctx: Context, attempt: Attempt, live: LiveDeployment | None) -> None:
+async def adopt_existing(ctx: Context, attempt: Attempt, live: LiveDeployment) -> None:
     """A create answered 409 and the namesake is not going away: verify it, then take it."""
-    if live is None:
-        raise ActionFailed("create answered 409 Conflict, yet the deployment is not there")
     desired = attempt.wanted()
     ctx.emit(attempt, Phase.ADOPTING, "exists already: adopting")
     changes = diff(desired.spec.body(), live.spec_view, sensitive=desired.sensitive_paths)

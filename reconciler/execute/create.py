@@ -2,7 +2,8 @@
 
 A lost answer is checked by reading the deployment (there: it happened, finish without task
 IDs). A 409 means the name is taken: by a namesake being deleted (wait until it is gone, then
-create again, a bounded number of times) or by a live one (verify and adopt it).
+create again), by one gone by the time we look (create again), or by a live one (verify and
+adopt it). Creating again happens a bounded number of times.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ async def create(ctx: Context, attempt: Attempt) -> None:
             )
         except ConflictError:
             live = await ctx.find(key)
-            if live is None or live.status != DeploymentStatus.DELETING:
+            if live is None:
+                continue  # the namesake went away between the 409 and our look: create again
+            if live.status != DeploymentStatus.DELETING:
                 await adopt_existing(ctx, attempt, live)
                 return
             # an old deployment of that name is going away: create once it is gone
