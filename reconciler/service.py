@@ -30,14 +30,14 @@ from watchdog.observers import Observer
 
 from . import engine
 from .engine import StatusRow, Target
-from .errors import ReconcilerError
+from .errors import ApiError, ReconcilerError
 from .execute import ApplyOptions, Event
 from .manifests import ManifestError
 from .manifests.offloop import load_off_loop
 from .metrics import Metrics
 from .model import DeploymentKey, DesiredState
 from .plan import Plan, PlanOptions
-from .sources import DirectorySource, Source
+from .sources import DirectorySource, Source, SourceError
 from .state import LockHeld
 
 log = logging.getLogger("reconciler.service")
@@ -136,6 +136,7 @@ class Service:
         self.rows: list[StatusRow] = []
         self.api_ok = False
         self.reconciled_once = False
+        self.not_ready: str | None = "first reconcile not done"  # why /readyz says 503
         self.running_since: float | None = None
         self.backoff: dict[DeploymentKey, tuple[int, float]] = {}
         self._wanted: asyncio.Event | None = None
@@ -152,7 +153,7 @@ class Service:
 
     @property
     def ready(self) -> bool:
-        return self.reconciled_once and self.api_ok
+        return self.reconciled_once and self.not_ready is None
 
     def trigger(self, reason: str) -> None:
         """Ask for a reconcile; triggers during a run coalesce into one more run."""
@@ -172,7 +173,8 @@ class Service:
         self._debounce = self._loop.call_later(self.options.debounce, self.trigger, "files")
 
     def _retry_in(self, seconds: float, reason: str) -> None:
-        assert self._loop is not None
+        if self._loop is None:
+            return  # a reconcile outside `run()` (a test, a one-shot): nobody to retry it
         if self._retry is not None:
             self._retry.cancel()
         self._retry = self._loop.call_later(max(0.0, seconds), self.trigger, reason)
@@ -306,6 +308,7 @@ class Service:
         result = "ok"
         revision: str | None = None
         outcomes: Counter[str] = Counter()
+        cause: str | None = None
         try:
             snapshot = await self.source.sync()
             revision = snapshot.revision
@@ -319,6 +322,19 @@ class Service:
                 errors = [str(e) for e in manifest_errors]
                 for error in manifest_errors:
                     log.error("invalid manifest at revision %s: %s", revision or "-", error)
+                count = len(manifest_errors)
+                cause = (
+                    f"{count} manifest error{'s' if count != 1 else ''} at revision "
+                    f"{revision or '(directory)'}; the last good revision stays in force"
+                )
+            elif not len(state) and not self.options.allow_empty:
+                result = "empty"
+                cause = (
+                    f"no manifest in {self.source.describe()}; applying nothing "
+                    "(serve --allow-empty accepts an empty set)"
+                )
+                errors = [cause]
+                log.error("%s", cause)
             else:
                 self.good = (state, revision)
             self.last_report = None
@@ -359,7 +375,13 @@ class Service:
         except ReconcilerError as exc:
             result = "error"
             errors = [str(exc)]
-            self.api_ok = False
+            if isinstance(exc, SourceError):
+                cause = f"cannot fetch the manifests: {exc}"
+            elif isinstance(exc, ApiError):
+                cause = f"API unreachable: {exc}"
+                self.api_ok = False
+            else:
+                cause = str(exc)
             self._error_streak += 1
             delay = min(self.options.backoff_initial * 2 ** (self._error_streak - 1), 60.0)
             log.error("reconcile failed: %s; retrying in %.0fs", exc, delay)
@@ -368,6 +390,8 @@ class Service:
             self.running_since = None
         seconds = time.monotonic() - started
         self.reconciled_once = True
+        if result != "locked":
+            self.not_ready = cause
         self.metrics.reconciles.labels(result).inc()
         self.metrics.duration.observe(seconds)
         self.metrics.ready.set(1 if self.ready else 0)
@@ -401,6 +425,7 @@ class Service:
             "source": self.source.describe(),
             "revision": good_revision,
             "ready": self.ready,
+            "not_ready": None if self.ready else self.not_ready,
             "reconciling": self.running_since is not None,
             "reconciles": self.runs,
             "triggers": dict(self.triggers),

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from collections.abc import Iterator
 
@@ -54,8 +55,7 @@ def build_app(
     async def readyz(request: Request) -> Response:
         if service.ready:
             return PlainTextResponse("ready\n")
-        why = "first reconcile not done" if not service.reconciled_once else "API unreachable"
-        return PlainTextResponse(f"not ready: {why}\n", status_code=503)
+        return PlainTextResponse(f"not ready: {service.not_ready}\n", status_code=503)
 
     async def metrics(request: Request) -> Response:
         return Response(service.metrics.exposition(), media_type=PROMETHEUS_TYPE)
@@ -104,7 +104,14 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def run_service(service: Service, host: str, port: int, ui: UiOptions | None = None) -> None:
+async def run_service(
+    service: Service,
+    host: str,
+    port: int,
+    ui: UiOptions | None = None,
+    *,
+    sock: socket.socket | None = None,
+) -> None:
     """Serve HTTP and reconcile until SIGTERM/SIGINT; then stop within the shutdown grace."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -122,7 +129,8 @@ async def run_service(service: Service, host: str, port: int, ui: UiOptions | No
         timeout_keep_alive=5,
     )
     server = _Server(config)
-    http = asyncio.create_task(server.serve(), name="http")
+    sockets = [sock] if sock is not None else None
+    http = asyncio.create_task(server.serve(sockets=sockets), name="http")
     await asyncio.sleep(0)
     log.info("serving on http://%s:%d; manifests from %s", host, port, service.source.describe())
     try:

@@ -126,7 +126,7 @@ def _plan(
 def test_plan_simulate_detailed_exitcode(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    none = _plan(tmp_path, str(empty), "--simulate", "--detailed-exitcode")
+    none = _plan(tmp_path, str(empty), "--simulate", "--detailed-exitcode", "--allow-empty")
     assert none.returncode == 0, none.stderr
     assert "No changes." in none.stdout
 
@@ -261,7 +261,7 @@ def test_sigterm_during_apply_journals_and_the_next_apply_resumes(tmp_path: Path
     )
     assert proc.stderr is not None
     for line in proc.stderr:
-        if json.loads(line)["phase"] == "task":
+        if json.loads(line).get("phase") == "task":
             proc.send_signal(signal.SIGTERM)
             break
     _, err = proc.communicate(timeout=30)

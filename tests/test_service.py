@@ -321,7 +321,7 @@ async def signed_push(app: httpx.AsyncClient) -> None:
 async def test_webhook_signatures(
     folder: Path, sim: BackgroundServer, start: Callable[..., Any]
 ) -> None:
-    run: Running = await start(DirectorySource(folder), sim)
+    run: Running = await start(DirectorySource(folder), sim, allow_empty=True)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=build_app(run.service)), base_url="http://service"
     ) as app:
@@ -412,7 +412,7 @@ async def test_another_apply_holding_the_lock_is_not_an_api_outage(
 ) -> None:
     from reconciler.state import SqliteStateStore
 
-    run: Running = await start(DirectorySource(folder), sim, lock_timeout=0.2)
+    run: Running = await start(DirectorySource(folder), sim, lock_timeout=0.2, allow_empty=True)
     assert run.service.ready
     other = SqliteStateStore(run.service.target.state_path)
     other.acquire_lock()

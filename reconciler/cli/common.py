@@ -6,7 +6,12 @@ Imports stay light (see the package docstring): option types are imported where 
 from __future__ import annotations
 
 import argparse
+import errno
+import json
 import os
+import socket
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, TextIO, TypeAlias
@@ -14,7 +19,9 @@ from typing import TYPE_CHECKING, TextIO, TypeAlias
 from ..errors import ReconcilerError
 
 if TYPE_CHECKING:
+    from ..engine import Target
     from ..execute import ApplyOptions
+    from ..model import DesiredState
     from ..plan import PlanOptions
 
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -33,6 +40,20 @@ def seconds(text: str) -> float:
     value = float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
     return value
 
 
@@ -58,11 +79,7 @@ def add_target_flags(p: argparse.ArgumentParser) -> None:
 
 def add_planning_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prune", action="store_true", help="delete owned deployments with no manifest")
-    p.add_argument(
-        "--allow-empty",
-        action="store_true",
-        help="allow --prune to delete everything when no manifest is found",
-    )
+    add_allow_empty(p)
     p.add_argument(
         "--selector",
         type=selector,
@@ -78,6 +95,43 @@ def add_planning_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_allow_empty(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="accept paths that hold no manifest (and let --prune delete everything); "
+        "default: that is an error",
+    )
+
+
+def require_manifests(desired: DesiredState, paths: Sequence[str], allow_empty: bool) -> None:
+    """A path with no manifests is a mistake (a typo, a broken checkout) unless said otherwise."""
+    if len(desired) or desired.objects or allow_empty:
+        return
+    where = ", ".join(paths)
+    what = (
+        "no *.yaml or *.yml file"
+        if desired.files == 0
+        else f"no deployment in {desired.files} file{'s' if desired.files != 1 else ''}"
+    )
+    raise ReconcilerError(f"{what} under {where}; pass --allow-empty if that is intended")
+
+
+def target_of(args: argparse.Namespace) -> Target:
+    """The API and state to use; on the simulator, say so first, so nobody mistakes it for the
+    real cloud."""
+    from ..engine import Target
+
+    target = Target.from_env(state=args.state, simulate=args.simulate)
+    if target.simulate:
+        if getattr(args, "log_format", "text") == "json":  # keep stderr all JSON lines
+            note = json.dumps({"simulated_cloud": str(target.simulator_file)})
+        else:
+            note = f"(simulated cloud: {target.simulator_file})"
+        print(note, file=sys.stderr, flush=True)
+    return target
+
+
 def plan_options(args: argparse.Namespace) -> PlanOptions:
     from ..plan import PlanOptions
 
@@ -89,8 +143,40 @@ def plan_options(args: argparse.Namespace) -> PlanOptions:
     )
 
 
-def use_color(stream: TextIO) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ
+def use_color(stream: TextIO, choice: str = "auto") -> bool:
+    """`--color always|never`, else FORCE_COLOR, else NO_COLOR, else whether it is a terminal
+    (https://no-color.org, https://force-color.org)."""
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if "NO_COLOR" in os.environ:
+        return False
+    return stream.isatty()
+
+
+def add_color_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the output: auto (default: on a terminal, unless NO_COLOR is set; "
+        "FORCE_COLOR forces it), always or never",
+    )
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, or one line saying why not (a busy port is common)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        why = "address in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+        raise ReconcilerError(f"cannot listen on {host}:{port}: {why}") from None
+    return sock
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -105,19 +191,24 @@ def add_execution_flags(p: argparse.ArgumentParser) -> None:
     """How actions run: shared by `apply` and `serve`."""
     p.add_argument(
         "--parallelism",
-        type=int,
+        type=positive_int,
         default=16,
         metavar="N",
         help="most API requests in flight at once (default 16)",
     )
     p.add_argument(
         "--timeout",
-        type=seconds,
+        type=positive_seconds,
         default=900.0,
         metavar="S",
         help="seconds each deployment may take to converge (default 900)",
     )
-    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="progress and logs as text lines or JSON lines (default text)",
+    )
 
 
 def apply_options_of(args: argparse.Namespace) -> ApplyOptions:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .common import Subparsers
+from .common import Subparsers, add_allow_empty, require_manifests
 
 
 def add_validate(sub: Subparsers) -> None:
@@ -18,6 +18,7 @@ def add_validate(sub: Subparsers) -> None:
     )
     p.add_argument("paths", nargs="+", metavar="PATH")
     add_secrets_from(p)
+    add_allow_empty(p)
     p.set_defaults(func=_cmd_validate)
 
 
@@ -56,6 +57,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         print(
             f"{warning} (warning: plan and apply refuse it unless it exists live)", file=sys.stderr
         )
+    require_manifests(state, args.paths, args.allow_empty)
     count = len(state)
     objects = len(state.objects)
     also = f" and {objects} object{'s' if objects != 1 else ''}" if objects else ""

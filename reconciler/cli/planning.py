@@ -6,7 +6,10 @@ The engine (pydantic, httpx, SQLite) and rich load inside the commands, not with
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from types import MappingProxyType
@@ -15,11 +18,14 @@ from typing import TYPE_CHECKING
 from ..errors import ReconcilerError
 from .common import (
     Subparsers,
+    add_color_flag,
     add_execution_flags,
     add_planning_flags,
     add_target_flags,
     apply_options_of,
     plan_options,
+    require_manifests,
+    target_of,
     use_color,
     write_atomic,
 )
@@ -39,8 +45,14 @@ def add_plan(sub: Subparsers) -> None:
         "show the actions that would make them agree. Changes nothing.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    p.add_argument(
+        "--format",
+        choices=("text", "json", "markdown"),
+        default="text",
+        help="text for a terminal, json for scripts, markdown for a pull request (default text)",
+    )
     p.add_argument("--out", metavar="FILE", help="also save the plan as JSON, for apply --plan")
+    add_color_flag(p)
     p.add_argument(
         "--detailed-exitcode",
         action="store_true",
@@ -52,16 +64,14 @@ def add_plan(sub: Subparsers) -> None:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    import asyncio
-
     from .. import engine
-    from ..engine import Target
     from ..render import render
     from ..state import SqliteStateStore
 
-    target = Target.from_env(state=args.state, simulate=args.simulate)
-    desired = engine.load(args.paths, target)
+    target = target_of(args)
     options = plan_options(args)
+    desired = engine.load(args.paths, target)
+    require_manifests(desired, args.paths, options.allow_empty)
 
     async def run() -> Plan:
         store = SqliteStateStore(target.state_path)
@@ -73,11 +83,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             store.close()
 
     plan = asyncio.run(run())
-    sys.stdout.write(render(plan, args.format, color=use_color(sys.stdout)))
+    sys.stdout.write(render(plan, args.format, color=use_color(sys.stdout, args.color)))
     if args.out:
         saved = plan.to_json()
         saved["inputs"] = {
-            "paths": [str(Path(p).resolve()) for p in args.paths],
+            # relative to the working directory, so the plan applies from another checkout
+            "paths": [os.path.relpath(os.path.abspath(p)) for p in args.paths],
             "prune": options.prune,
             "allow_empty": options.allow_empty,
             "adopt": options.adopt,
@@ -98,6 +109,7 @@ def add_apply(sub: Subparsers) -> None:
     p.add_argument("paths", nargs="*", metavar="PATH")
     p.add_argument("--plan", metavar="FILE", help="apply exactly this saved plan (plan --out)")
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    add_color_flag(p)
     add_execution_flags(p)
     add_planning_flags(p)
     add_target_flags(p)
@@ -105,24 +117,43 @@ def add_apply(sub: Subparsers) -> None:
 
 
 def _saved_plan(path: str) -> tuple[list[str], PlanOptions, str]:
+    """The inputs a saved plan was made from; any defect is named, never a raw KeyError."""
     from ..plan import PlanOptions
 
     try:
         data = json.loads(Path(path).read_text())
-        inputs = data["inputs"]
-        if data.get("format_version") != 1:
-            raise ReconcilerError(f"{path}: unsupported plan format {data.get('format_version')}")
-        options = PlanOptions(
-            prune=bool(inputs["prune"]),
-            allow_empty=bool(inputs["allow_empty"]),
-            adopt=bool(inputs["adopt"]),
-            selector=MappingProxyType(dict(inputs["selector"])),
-        )
-        return list(inputs["paths"]), options, str(data["fingerprint"])
     except OSError as exc:
         raise ReconcilerError(f"{path}: cannot read the plan ({exc.strerror})") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ReconcilerError(f"{path}: not a saved plan (made by plan --out): {exc}") from None
+    except ValueError as exc:
+        raise ReconcilerError(f"{path}: not a saved plan: not JSON ({exc})") from None
+
+    def bad(what: str) -> ReconcilerError:
+        return ReconcilerError(f"{path}: not a saved plan (made by plan --out): {what}")
+
+    if not isinstance(data, dict):
+        raise bad("expected a JSON object")
+    if data.get("format_version") != 1:
+        raise bad(f"unsupported format_version {data.get('format_version')!r}; expected 1")
+    inputs = data.get("inputs")
+    if not isinstance(inputs, dict):
+        raise bad("it has no `inputs` (a `plan --format json` output is not a saved plan)")
+    fingerprint = data.get("fingerprint")
+    if not isinstance(fingerprint, str) or not fingerprint.startswith("sha256:"):
+        raise bad("`fingerprint` is missing or not sha256:…")
+    paths = inputs.get("paths")
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths) or not paths:
+        raise bad("`inputs.paths` must be a non-empty list of paths")
+    flags = {}
+    for name in ("prune", "allow_empty", "adopt"):
+        value = inputs.get(name)
+        if not isinstance(value, bool):
+            raise bad(f"`inputs.{name}` must be true or false")
+        flags[name] = value
+    chosen = inputs.get("selector", {})
+    if not isinstance(chosen, dict) or not all(isinstance(v, str) for v in chosen.values()):
+        raise bad("`inputs.selector` must map labels to strings")
+    options = PlanOptions(selector=MappingProxyType(dict(chosen)), **flags)
+    return list(paths), options, fingerprint
 
 
 class _LazyLive:
@@ -144,61 +175,115 @@ class _LazyLive:
 
 
 def _confirm(plan: Plan) -> bool:
-    answer = input("\nApply these changes? Only 'yes' is accepted: ")
+    """Ask on the terminal. Runs inside the event loop, whose SIGINT handler would only act once
+    `input()` returned: for the question, Ctrl-C goes back to raising KeyboardInterrupt here,
+    and Ctrl-C or Ctrl-D (EOF) means no."""
+    loop = asyncio.get_running_loop()
+    loop.remove_signal_handler(signal.SIGINT)
+    try:
+        answer = input("\nApply these changes? Only 'yes' is accepted: ")
+    except (KeyboardInterrupt, EOFError):
+        print(file=sys.stderr)
+        return False  # the SIGINT handler stays off: nothing is left to interrupt
+    _cancel_on(loop, signal.SIGINT)
     return answer.strip() == "yes"
 
 
-def _cmd_apply(args: argparse.Namespace) -> int:
-    import asyncio
-    import signal
+def _cancel_on(loop: asyncio.AbstractEventLoop, sig: signal.Signals) -> None:
+    task = asyncio.current_task()
+    assert task is not None
+    loop.add_signal_handler(sig, task.cancel)
 
+
+def _check_apply_args(args: argparse.Namespace) -> None:
+    """What is wrong with the command line itself, before anything else is looked at."""
+    if args.plan and args.paths:
+        raise ReconcilerError("give manifest paths, or --plan FILE, not both")
+    if not args.plan and not args.paths:
+        raise ReconcilerError("give manifest paths, or --plan FILE")
+    if args.plan and (args.prune or args.selector or args.no_adopt or args.allow_empty):
+        raise ReconcilerError(
+            "--plan FILE applies the plan as it was made: "
+            "--prune, --selector, --no-adopt and --allow-empty belong to `reconciler plan`"
+        )
+
+
+def _resuming(target: engine.Target) -> list[str]:
+    """What an interrupted apply left in the journal, in words (read before resuming it)."""
+    from ..state import SqliteStateStore
+
+    if not target.state_path.exists():
+        return []
+    store = SqliteStateStore(target.state_path)
+    try:
+        entries = store.unfinished()
+    finally:
+        store.close()
+    by_action: dict[str, list[str]] = {}
+    for entry in entries:
+        by_action.setdefault(entry.action, []).append(str(entry.key))
+    lines = []
+    for action, keys in sorted(by_action.items()):
+        count = len(keys)
+        lines.append(f"resuming {count} interrupted {action} of {', '.join(keys)}")
+    return lines
+
+
+def _cmd_apply(args: argparse.Namespace) -> int:
     from .. import engine
-    from ..engine import Target
     from ..progress import LogReporter, summary_lines
     from ..render import render
 
-    if bool(args.plan) == bool(args.paths):
-        raise ReconcilerError("give manifest paths, or --plan FILE (not both)")
-    if not args.auto_approve and not sys.stdin.isatty():
+    _check_apply_args(args)
+    apply_options = apply_options_of(args)
+    target = target_of(args)
+    asking = not args.auto_approve and not args.plan
+    if asking and not sys.stdin.isatty():
         raise ReconcilerError(
             "refusing to apply without confirmation: stdin is not a terminal. "
             "Review with `reconciler plan`, then pass --auto-approve"
         )
-    target = Target.from_env(state=args.state, simulate=args.simulate)
     if args.plan:
         paths, options, fingerprint = _saved_plan(args.plan)
     else:
         paths, options, fingerprint = args.paths, plan_options(args), None
     desired = engine.load(paths, target)
-    apply_options = apply_options_of(args)
+    require_manifests(desired, paths, options.allow_empty)
+    for line in _resuming(target):
+        print(line, file=sys.stderr)
     live_output = args.log_format == "text" and sys.stderr.isatty()
     lazy = _LazyLive()
     reporter: Reporter = lazy if live_output else LogReporter(fmt=args.log_format)
+    color = use_color(sys.stdout, args.color)
 
     def on_plan(plan: Plan) -> None:
-        if args.log_format == "text":
-            sys.stdout.write(render(plan, "text", color=use_color(sys.stdout)))
-            sys.stdout.flush()
+        if args.log_format == "json":
+            print(json.dumps({"plan": plan.to_json()}, ensure_ascii=False))
+        else:
+            sys.stdout.write(render(plan, "text", color=color))
+        sys.stdout.flush()
 
     async def run() -> engine.ApplyReport:
         loop = asyncio.get_running_loop()
-        main_task = asyncio.current_task()
-        assert main_task is not None
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, main_task.cancel)
+            _cancel_on(loop, sig)
         return await engine.apply(
             desired,
             target,
             options,
             apply_options,
             report=reporter,
-            confirm=(lambda plan: True) if args.auto_approve else _confirm,
+            confirm=_confirm if asking else (lambda plan: True),
             on_plan=on_plan,
             expected_fingerprint=fingerprint,
         )
 
     try:
         result = asyncio.run(run())
+    except engine.Declined:
+        lazy.close()
+        print("Apply cancelled.", file=sys.stderr)
+        return 1
     except asyncio.CancelledError:
         lazy.close()
         print(
@@ -238,18 +323,20 @@ def add_status(sub: Subparsers) -> None:
         description="Show, for every deployment this reconciler owns, whether the API still "
         "matches what was applied (sync), its health, status, revision and last apply.",
     )
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="a table, or the JSON document of DESIGN.md (default text)",
+    )
     add_target_flags(p)
     p.set_defaults(func=_cmd_status)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    import asyncio
-
     from .. import engine
-    from ..engine import Target
 
-    target = Target.from_env(state=args.state, simulate=args.simulate)
+    target = target_of(args)
     rows = asyncio.run(engine.status(target))
     if args.format == "json":
         print(json.dumps({"deployments": [r.to_json() for r in rows]}, indent=2))

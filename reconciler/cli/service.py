@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from pathlib import Path
 from types import MappingProxyType
@@ -18,7 +19,19 @@ from .common import (
     add_target_flags,
     apply_options_of,
     fraction,
+    listening_socket,
     seconds,
+    target_of,
+)
+
+SIMULATOR_PORT = 8089  # not 8080: the README runs the simulator and `serve` side by side
+SERVE_PORT = 8080  # the Dockerfile's and the Kubernetes probes' port
+# the simulator's phases: flag, what it times, default
+TIMINGS = (
+    ("task-queue", "a task waits as NEW", Timings.task_queue),
+    ("task-run", "a task runs", Timings.task_run),
+    ("rollout", "replicas take to come up after the task", Timings.rollout),
+    ("delete", "a deployment stays DELETING", Timings.delete),
 )
 
 if TYPE_CHECKING:
@@ -33,22 +46,29 @@ def add_simulator(sub: Subparsers) -> None:
         description="Serve a wire-faithful simulator of Gcore's inference deployments and "
         "tasks API. Point GCORE_BASE_URL at it.",
     )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=SIMULATOR_PORT,
+        help=f"port to listen on (default {SIMULATOR_PORT}; `serve` keeps 8080)",
+    )
     p.add_argument("--api-key", help="the only key accepted (default: $GCORE_API_KEY, else any)")
     p.add_argument("--state-file", help="persist the simulated cloud to this JSON file")
-    p.add_argument("--page-cap", type=int, default=100, help="most items one list page holds")
+    p.add_argument(
+        "--page-cap", type=int, default=100, help="most items one list page holds (default 100)"
+    )
     t = p.add_argument_group("timings (seconds)")
-    t.add_argument("--task-queue", type=seconds, default=Timings.task_queue)
-    t.add_argument("--task-run", type=seconds, default=Timings.task_run)
-    t.add_argument("--rollout", type=seconds, default=Timings.rollout)
-    t.add_argument("--delete", type=seconds, default=Timings.delete)
+    for flag, what, default in TIMINGS:
+        t.add_argument(f"--{flag}", type=seconds, help=f"seconds {what} (default {default:g})")
     f = p.add_argument_group("fault injection")
     f.add_argument("--seed", type=int, help="seed the fault RNG for a reproducible run")
     f.add_argument("--latency", type=seconds, default=0.0, help="seconds added to each request")
     f.add_argument("--error-rate", type=fraction, default=0.0, help="fraction answered 503")
     f.add_argument("--rate-limit-rate", type=fraction, default=0.0, help="fraction answered 429")
-    f.add_argument("--retry-after", type=seconds, default=1.0, help="Retry-After of a 429")
+    f.add_argument(
+        "--retry-after", type=seconds, default=1.0, help="Retry-After of a 429 (default 1)"
+    )
     f.add_argument(
         "--lost-response-rate",
         type=fraction,
@@ -72,10 +92,11 @@ def _cmd_simulator(args: argparse.Namespace) -> int:
         page_cap=args.page_cap,
         state_file=args.state_file,
         timings=Timings(
-            task_queue=args.task_queue,
-            task_run=args.task_run,
-            rollout=args.rollout,
-            delete=args.delete,
+            **{
+                flag.replace("-", "_"): getattr(args, flag.replace("-", "_"))
+                for flag, _, _ in TIMINGS
+                if getattr(args, flag.replace("-", "_")) is not None
+            }
         ),
         faults=Faults(
             seed=args.seed,
@@ -92,13 +113,14 @@ def _cmd_simulator(args: argparse.Namespace) -> int:
         simulator = Simulator(config)
     except ValueError as exc:
         raise ReconcilerError(str(exc)) from None
+    sock = listening_socket(args.host, args.port)
     keyed = "the configured API key" if config.api_key else "any non-empty API key"
     print(
         f"simulator: http://{args.host}:{args.port} (accepts {keyed}); "
         f"export GCORE_BASE_URL=http://{args.host}:{args.port}",
         file=sys.stderr,
     )
-    serve(simulator, args.host, args.port)
+    serve(simulator, args.host, args.port, sock=sock)
     return 0
 
 
@@ -136,7 +158,7 @@ def add_serve(sub: Subparsers) -> None:
     p.add_argument(
         "--listen",
         type=_listen,
-        default=("127.0.0.1", 8080),
+        default=("127.0.0.1", SERVE_PORT),
         metavar="HOST:PORT",
         help="where to serve the HTTP endpoints (default 127.0.0.1:8080)",
     )
@@ -164,7 +186,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from .. import logs
     from ..config import Secret
-    from ..engine import Target
     from ..service import ServeOptions, Service
     from ..sources import DirectorySource, GitSource, Source
     from ..ui import UiOptions
@@ -173,7 +194,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     logs.configure(args.log_format)
     if args.no_adopt:
         raise ReconcilerError("serve always adopts a deployment that has a manifest")
-    target = Target.from_env(state=args.state, simulate=args.simulate)
+    if args.manifests and not Path(args.manifests).is_dir():
+        what = "not a directory" if Path(args.manifests).exists() else "no such directory"
+        raise ReconcilerError(f"--manifests {args.manifests}: {what}")
+    target = target_of(args)
     source: Source
     if args.manifests:
         source = DirectorySource(Path(args.manifests))
@@ -195,13 +219,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if not url.startswith(("http://", "https://")) or url[-3:] == "://":
             raise ReconcilerError(f"--notify-url: expected an http(s) URL, got {redact_url(url)}")
     ui = UiOptions(actions=args.ui_actions, token=Secret(token) if token else None)
-    service = Service(source, target, options, webhook_secret=secret)
     host, port = args.listen
-    asyncio.run(_serve(service, host, port, ui, args.notify_url))
+    sock = listening_socket(host, port)
+    service = Service(source, target, options, webhook_secret=secret)
+    asyncio.run(_serve(service, host, port, ui, args.notify_url, sock))
     return 0
 
 
-async def _serve(service: Service, host: str, port: int, ui: UiOptions, notify: list[str]) -> None:
+async def _serve(
+    service: Service,
+    host: str,
+    port: int,
+    ui: UiOptions,
+    notify: list[str],
+    sock: socket.socket,
+) -> None:
     from ..notify import Notifier
     from ..web import run_service
 
@@ -209,7 +241,7 @@ async def _serve(service: Service, host: str, port: int, ui: UiOptions, notify: 
     if notifier is not None:
         service.listeners.append(notifier)
     try:
-        await run_service(service, host, port, ui)
+        await run_service(service, host, port, ui, sock=sock)
     finally:
         if notifier is not None:
             await notifier.drain(timeout=3.0)

@@ -19,8 +19,18 @@ import uvicorn
 from .app import LostResponse, Simulator
 
 
-def serve(simulator: Simulator, host: str, port: int, log_level: str = "info") -> None:
-    uvicorn.run(simulator, host=host, port=port, log_level=log_level, lifespan="off")
+def serve(
+    simulator: Simulator,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    *,
+    sock: socket.socket | None = None,
+) -> None:
+    """Serve until interrupted; on `sock` if given (bound already, so a busy port was reported
+    before anything started)."""
+    config = uvicorn.Config(simulator, host=host, port=port, log_level=log_level, lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock] if sock is not None else None)
 
 
 class BackgroundServer:

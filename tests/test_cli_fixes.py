@@ -1,0 +1,199 @@
+"""CLI traps that once let a mistake pass, or hid its cause (issue 11's "Fix" list).
+
+Each test runs the real command in a subprocess, in a temporary working directory, on the
+embedded simulator (or with no key at all, where the point is that nothing is contacted).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+
+
+def cli(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
+    clean.pop("FORCE_COLOR", None)
+    clean.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=clean,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    (tmp_path / "manifests").mkdir()
+    shutil.copy(ROOT / "manifests" / "my-instance.yaml", tmp_path / "manifests")
+    (tmp_path / "empty").mkdir()
+    return tmp_path
+
+
+# -- a path with no manifests is not success -------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["validate"], ["plan", "--simulate"]])
+def test_a_missing_path_is_an_error(work: Path, command: list[str]) -> None:
+    result = cli(work, *command, "manifsts/")
+    assert result.returncode == 1
+    assert "manifsts" in result.stderr + result.stdout
+    assert "no such file or directory" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    "command", [["validate"], ["plan", "--simulate"], ["apply", "--simulate", "--auto-approve"]]
+)
+def test_an_empty_folder_is_an_error_unless_allowed(work: Path, command: list[str]) -> None:
+    # failed before: `validate empty/` said "ok: 0 deployments", plan and apply exited 0
+    result = cli(work, *command, "empty/")
+    assert result.returncode == 1, result.stdout
+    assert "no *.yaml or *.yml file under empty/; pass --allow-empty" in result.stderr
+    allowed = cli(work, *command, "empty/", "--allow-empty")
+    assert allowed.returncode == 0, allowed.stderr
+
+
+def test_a_folder_of_non_manifests_yaml_says_how_many_files(work: Path) -> None:
+    (work / "empty" / "notes.yaml").write_text("# nothing here\n")
+    result = cli(work, "validate", "empty/")
+    assert result.returncode == 1
+    assert "no deployment in 1 file under empty/" in result.stderr
+
+
+# -- errors in the order a user fixes them ---------------------------------------------------
+
+
+def test_a_missing_key_comes_before_the_confirmation_question(work: Path) -> None:
+    # failed before: without a terminal, the refusal to ask hid the missing key
+    result = cli(work, "apply", "manifests/")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: GCORE_API_KEY is not set: export your Gcore API key, or use --simulate"
+    ]
+
+
+def test_neither_paths_nor_plan_does_not_say_not_both(work: Path) -> None:
+    result = cli(work, "apply", "--simulate")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == "error: give manifest paths, or --plan FILE"
+    both = cli(work, "apply", "--simulate", "manifests/", "--plan", "p.json")
+    assert both.stderr.splitlines()[-1] == "error: give manifest paths, or --plan FILE, not both"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "text"),
+    [("--timeout", "0", "must be more than 0 seconds"), ("--parallelism", "0", "at least 1")],
+)
+def test_bad_flags_are_refused_before_anything_else(
+    work: Path, flag: str, value: str, text: str
+) -> None:
+    # no key, no terminal and a bad manifest path: the flag is still the first thing said
+    result = cli(work, "apply", "nowhere/", flag, value)
+    assert result.returncode == 2
+    assert text in result.stderr and "Traceback" not in result.stderr
+    assert not (work / ".reconciler").exists()
+
+
+# -- saved plans -------------------------------------------------------------------------------
+
+
+def test_a_saved_plan_is_portable_between_checkouts(
+    work: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    made = cli(work, "plan", "--simulate", "manifests/", "--out", "plan.json")
+    assert made.returncode == 0, made.stderr
+    saved = json.loads((work / "plan.json").read_text())
+    assert saved["inputs"]["paths"] == ["manifests"]  # failed before: an absolute path
+    other = tmp_path_factory.mktemp("other-checkout")
+    shutil.copytree(work / "manifests", other / "manifests")
+    shutil.copytree(work / ".reconciler", other / ".reconciler")
+    shutil.copy(work / "plan.json", other / "plan.json")
+    shutil.rmtree(work / "manifests")  # the first checkout is gone
+    applied = cli(other, "apply", "--simulate", "--plan", "plan.json")
+    assert applied.returncode == 0, applied.stderr
+    assert "1/my-instance create: converged" in applied.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ("not json", "not JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"format_version": 1, "fingerprint": "sha256:x"}', "it has no `inputs`"),
+        ('{"format_version": 7}', "unsupported format_version 7"),
+        (
+            '{"format_version": 1, "fingerprint": "sha256:x", "inputs": {"paths": ["m"]}}',
+            "`inputs.prune` must be true or false",
+        ),
+    ],
+)
+def test_a_bad_plan_file_says_what_is_wrong(work: Path, content: str, said: str) -> None:
+    (work / "plan.json").write_text(content)
+    result = cli(work, "apply", "--simulate", "--plan", "plan.json")
+    assert result.returncode == 1
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert said in line and "KeyError" not in line
+
+
+# -- wording -----------------------------------------------------------------------------------
+
+
+def test_log_format_json_still_shows_the_plan(work: Path) -> None:
+    # failed before: with --log-format json the plan was not shown at all
+    result = cli(
+        work, "apply", "--simulate", "--auto-approve", "--log-format", "json", "manifests/"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    plans = [line["plan"] for line in lines if "plan" in line]
+    assert len(plans) == 1 and plans[0]["summary"]["create"] == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["plan", "manifests/"],
+        ["apply", "--auto-approve", "manifests/"],
+        ["status"],
+    ],
+)
+def test_the_simulator_says_so_first(work: Path, command: list[str]) -> None:
+    result = cli(work, *command, "--simulate")
+    assert result.returncode == 0, result.stderr
+    first = result.stderr.splitlines()[0]
+    assert first == "(simulated cloud: .reconciler/simulator.json)"
+
+
+def test_every_flag_in_help_has_a_description_and_its_default() -> None:
+    from reconciler.cli import build_parser
+
+    parser = build_parser()
+    missing = []
+    no_default = []
+    for name, sub in parser._subparsers._group_actions[0].choices.items():  # type: ignore[union-attr]
+        for action in sub._actions:
+            if not action.option_strings or action.help == "==SUPPRESS==":
+                continue
+            flag = f"{name} {action.option_strings[-1]}"
+            if not action.help:
+                missing.append(flag)
+            elif (
+                action.default not in (None, False, [], "==SUPPRESS==")
+                and "default" not in action.help
+            ):
+                no_default.append(flag)
+    assert missing == []
+    assert no_default == []

@@ -1,0 +1,93 @@
+"""The confirmation prompt on a real pseudo-terminal: Ctrl-C and Ctrl-D cancel, nothing is sent."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+ROOT = Path(__file__).parent.parent
+PROMPT = "Only 'yes' is accepted: "
+
+
+def _spawn(cwd: Path, *args: str) -> pexpect.spawn:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
+    env.update(NO_COLOR="1", COLUMNS="100", LINES="40")
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "reconciler", *args],
+        cwd=str(cwd),
+        env=env,
+        encoding="utf-8",
+        timeout=20,
+        dimensions=(40, 100),
+    )
+
+
+def _nothing_created(cwd: Path) -> bool:
+    cloud = cwd / ".reconciler" / "simulator.json"
+    return not cloud.exists() or "my-instance" not in json.dumps(json.loads(cloud.read_text()))
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "manifests").mkdir()
+    source = ROOT / "manifests" / "my-instance.yaml"
+    (tmp_path / "manifests" / "my-instance.yaml").write_text(source.read_text())
+    return tmp_path
+
+
+@pytest.mark.parametrize("key", ["ctrl-c", "ctrl-d"])
+def test_interrupt_or_eof_at_the_prompt_cancels(workdir: Path, key: str) -> None:
+    child = _spawn(workdir, "apply", "--simulate", "manifests/")
+    child.expect_exact(PROMPT)
+    if key == "ctrl-c":
+        child.sendintr()
+    else:
+        child.sendeof()
+    child.expect(pexpect.EOF)
+    output = child.before
+    child.close()
+    assert "Apply cancelled." in output
+    assert "Traceback" not in output and "EOFError" not in output
+    assert child.exitstatus == 1
+    assert _nothing_created(workdir)
+
+
+def test_yes_after_ctrl_c_does_not_apply(workdir: Path) -> None:
+    child = _spawn(workdir, "apply", "--simulate", "manifests/")
+    child.expect_exact(PROMPT)
+    child.sendintr()
+    child.sendline("yes")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    assert _nothing_created(workdir)
+
+
+def test_yes_at_the_prompt_applies(workdir: Path) -> None:
+    child = _spawn(workdir, "apply", "--simulate", "manifests/")
+    child.expect_exact(PROMPT)
+    child.sendline("yes")
+    child.expect(pexpect.EOF)
+    output = child.before
+    child.close()
+    assert child.exitstatus == 0, output
+    assert "1/my-instance create: converged" in output
+
+
+def test_a_saved_plan_applies_without_asking(workdir: Path) -> None:
+    made = _spawn(workdir, "plan", "--simulate", "manifests/", "--out", "plan.json")
+    made.expect(pexpect.EOF)
+    made.close()
+    assert made.exitstatus == 0
+    child = _spawn(workdir, "apply", "--simulate", "--plan", "plan.json")
+    index = child.expect_exact([PROMPT, pexpect.EOF])
+    output = child.before
+    child.close()
+    assert index == 1, "apply --plan asked for confirmation"
+    assert child.exitstatus == 0, output
