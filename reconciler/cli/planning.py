@@ -6,10 +6,8 @@ The engine (pydantic, httpx, SQLite) and rich load inside the commands, not with
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 from types import MappingProxyType
@@ -31,6 +29,9 @@ from .common import (
 )
 
 if TYPE_CHECKING:
+    import asyncio
+    import signal
+
     from .. import engine
     from ..execute import Event, Reporter
     from ..plan import Plan, PlanOptions
@@ -64,6 +65,8 @@ def add_plan(sub: Subparsers) -> None:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    import asyncio
+
     from .. import engine
     from ..render import render
     from ..state import SqliteStateStore
@@ -178,6 +181,9 @@ def _confirm(plan: Plan) -> bool:
     """Ask on the terminal. Runs inside the event loop, whose SIGINT handler would only act once
     `input()` returned: for the question, Ctrl-C goes back to raising KeyboardInterrupt here,
     and Ctrl-C or Ctrl-D (EOF) means no."""
+    import asyncio
+    import signal
+
     loop = asyncio.get_running_loop()
     loop.remove_signal_handler(signal.SIGINT)
     try:
@@ -190,6 +196,8 @@ def _confirm(plan: Plan) -> bool:
 
 
 def _cancel_on(loop: asyncio.AbstractEventLoop, sig: signal.Signals) -> None:
+    import asyncio
+
     task = asyncio.current_task()
     assert task is not None
     loop.add_signal_handler(sig, task.cancel)
@@ -230,6 +238,9 @@ def _resuming(target: engine.Target) -> list[str]:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
     from .. import engine
     from ..progress import LogReporter, summary_lines
     from ..render import render
@@ -334,6 +345,8 @@ def add_status(sub: Subparsers) -> None:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    import asyncio
+
     from .. import engine
 
     target = target_of(args)

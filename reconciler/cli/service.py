@@ -197,6 +197,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if args.manifests and not Path(args.manifests).is_dir():
         what = "not a directory" if Path(args.manifests).exists() else "no such directory"
         raise ReconcilerError(f"--manifests {args.manifests}: {what}")
+    secret = os.environ.get("RECONCILER_WEBHOOK_SECRET") or None
+    token = os.environ.get("RECONCILER_UI_TOKEN") or None
+    if args.ui_actions and not token:
+        raise ReconcilerError("--ui-actions needs RECONCILER_UI_TOKEN set to the page's token")
+    for url in args.notify_url:
+        if not url.startswith(("http://", "https://")) or url[-3:] == "://":
+            raise ReconcilerError(f"--notify-url: expected an http(s) URL, got {redact_url(url)}")
+    ui = UiOptions(actions=args.ui_actions, token=Secret(token) if token else None)
+    host, port = args.listen
+    sock = listening_socket(host, port)
     target = target_of(args)
     source: Source
     if args.manifests:
@@ -211,16 +221,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         selector=MappingProxyType(dict(args.selector)),
         apply=apply_options_of(args),
     )
-    secret = os.environ.get("RECONCILER_WEBHOOK_SECRET") or None
-    token = os.environ.get("RECONCILER_UI_TOKEN") or None
-    if args.ui_actions and not token:
-        raise ReconcilerError("--ui-actions needs RECONCILER_UI_TOKEN set to the page's token")
-    for url in args.notify_url:
-        if not url.startswith(("http://", "https://")) or url[-3:] == "://":
-            raise ReconcilerError(f"--notify-url: expected an http(s) URL, got {redact_url(url)}")
-    ui = UiOptions(actions=args.ui_actions, token=Secret(token) if token else None)
-    host, port = args.listen
-    sock = listening_socket(host, port)
     service = Service(source, target, options, webhook_secret=secret)
     asyncio.run(_serve(service, host, port, ui, args.notify_url, sock))
     return 0
