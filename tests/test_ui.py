@@ -215,6 +215,17 @@ async def test_a_degraded_deployment_shows_its_log_lines_and_task_states(
     assert "FINISHED" in tasks
 
 
+async def test_the_api_down_shows_as_such_not_as_a_crash(tmp_path: Path, folder: Path) -> None:
+    (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc"))
+    sim = sim_server().start()
+    async with serving(tmp_path, folder, sim) as served, httpx.AsyncClient() as http:
+        sim.stop()
+        pages = [await http.get(served.url + p) for p in ("/", "/deployments/1/alpha-svc")]
+    for page in pages:
+        assert page.status_code == 200
+        assert "API unreachable" in page.text and "Unknown" in page.text
+
+
 async def test_unknown_deployment_is_a_404_page(
     tmp_path: Path, folder: Path, sim: BackgroundServer
 ) -> None:

@@ -31,12 +31,13 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..config import Secret
+from ..health import Health
 from ..model import DeploymentKey
 from ..render import render_markdown
 from ..service import Service
 from . import view
 from .history import History
-from .snapshot import SnapshotCache, recent_logs, task_states
+from .snapshot import DeploymentView, SnapshotCache, recent_logs, task_states
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -72,6 +73,7 @@ class Ui:
         self.cache = SnapshotCache(service, ttl=options.snapshot_ttl)
         self.history = History()
         self.csrf = secrets.token_urlsafe(24)
+        self._extras_cache: dict[DeploymentKey, tuple[float, dict[str, Any]]] = {}
         service.listeners.append(self.history)
         service.listeners.append(lambda _service: self.cache.invalidate())
         self.env = Environment(
@@ -134,10 +136,25 @@ class Ui:
                 }
                 for e in entries
             ],
-            tasks=await task_states(self.service, entries[0].task_ids[:5] if entries else ()),
             backoff=key in self.service.backoff,
-            logs=await recent_logs(self.service, found, LOG_LINES),
+            api_error=snap.api_error,
+            **await self._extras(found, entries[0].task_ids[:5] if entries else ()),
         )
+
+    async def _extras(self, found: DeploymentView, task_ids: tuple[str, ...]) -> dict[str, Any]:
+        """Log lines and task states: read at most once per snapshot period per deployment."""
+        if found.row.health is Health.UNKNOWN and found.live is None:  # the API is not answering
+            return {"tasks": [(t, "Unknown", "") for t in task_ids], "logs": None}
+        now = time.monotonic()
+        cached = self._extras_cache.get(found.key)
+        if cached is not None and now - cached[0] < self.options.snapshot_ttl:
+            return cached[1]
+        extras = {
+            "tasks": await task_states(self.service, task_ids),
+            "logs": await recent_logs(self.service, found, LOG_LINES),
+        }
+        self._extras_cache[found.key] = (now, extras)
+        return extras
 
     async def plan(self, request: Request) -> Response:
         snap = await self.cache.get()

@@ -30,6 +30,7 @@ from ..service import Service
 from ..state import SqliteStateStore
 
 KIND = "InferenceDeployment"
+API_DEADLINE = 3.0  # seconds a page waits for the API (retries included) before saying so
 
 
 @dataclass(frozen=True)
@@ -97,15 +98,18 @@ async def take(service: Service) -> Snapshot:
         keys = sorted(set(records) | set(desired))
         try:
             async with engine.connect(target, service.metrics.request) as api:
-                live = await engine.fetch_live(api, {k.project_id for k in keys})
-        except ReconcilerError as exc:
+                live = await asyncio.wait_for(
+                    engine.fetch_live(api, {k.project_id for k in keys}), API_DEADLINE
+                )
+        except (ReconcilerError, TimeoutError) as exc:
             views = tuple(
                 DeploymentView(
                     k, _unknown_row(k, records.get(k)), desired.get(k), records.get(k), None, None
                 )
                 for k in keys
             )
-            return Snapshot(time.time(), views, None, api_error=str(exc))
+            why = str(exc) or f"no answer within {API_DEADLINE:.0f}s"
+            return Snapshot(time.time(), views, None, api_error=why)
         rows = {r.key: r for r in engine.status_rows(records, live, store.hash_value)}
         plan: Plan | None = None
         plan_error = None
@@ -192,8 +196,9 @@ async def recent_logs(service: Service, view: DeploymentView, tail: int) -> list
         return None
     try:
         async with engine.connect(service.target, service.metrics.request) as api:
-            lines = await InferenceObjects(api).logs(view.key.project_id, view.key.name, tail=tail)
-    except ReconcilerError:
+            logs = InferenceObjects(api).logs(view.key.project_id, view.key.name, tail=tail)
+            lines = await asyncio.wait_for(logs, API_DEADLINE)
+    except (ReconcilerError, TimeoutError):
         return None
     secrets = _secret_values(view)
     shown = []
@@ -211,10 +216,13 @@ async def task_states(service: Service, task_ids: Sequence[str]) -> list[tuple[s
         return []
     try:
         async with engine.connect(service.target, service.metrics.request) as api:
-            answers = await asyncio.gather(
-                *(api.get_task(task_id) for task_id in task_ids), return_exceptions=True
+            answers = await asyncio.wait_for(
+                asyncio.gather(
+                    *(api.get_task(task_id) for task_id in task_ids), return_exceptions=True
+                ),
+                API_DEADLINE,
             )
-    except ReconcilerError:
+    except (ReconcilerError, TimeoutError):
         return [(task_id, "Unknown", "") for task_id in task_ids]
     return [
         (task_id, "Unknown", "")
