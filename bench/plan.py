@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import tempfile
@@ -94,7 +95,7 @@ async def measure(root: Path, api: ApiClient, store: SqliteStateStore) -> dict[s
     return figures
 
 
-async def main_async(count: int, runs: int) -> None:
+async def main_async(count: int, runs: int, as_json: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "manifests"
         write_manifests(root, count)
@@ -109,6 +110,17 @@ async def main_async(count: int, runs: int) -> None:
             cli = [cli_plan(url, root, Path(tmp) / "state.db") for _ in range(runs)]
     best = min(results, key=lambda r: r["wall"])
     own = best["load_cpu"] + best["diff_cpu"] + best["render_cpu"]
+    top = min(cli, key=lambda r: r.wall)
+    if as_json:
+        figures = {
+            **{f"inprocess_{k}": v for k, v in best.items()},
+            "cli_wall": top.wall,
+            "cli_walls": [r.wall for r in cli],
+            "cli_cpu": top.cpu,
+            "cli_peak_rss_mb": max(r.rss_mb for r in cli),
+        }
+        print(json.dumps(figures))
+        return
     print(
         f"plan: {count} manifests against {count} live deployments (all in sync), "
         f"best of {runs} runs, {os.cpu_count()} cores"
@@ -124,7 +136,6 @@ async def main_async(count: int, runs: int) -> None:
         f"client CPU {best['live_cpu'] * 1000:.0f} ms"
     )
     print(f"  whole process CPU                  {best['cpu'] * 1000:7.0f} ms")
-    top = min(cli, key=lambda r: r.wall)
     print(
         f"  `reconciler plan` (its own process): wall {top.wall:.2f} s "
         f"(runs {', '.join(f'{r.wall:.2f}' for r in cli)}), CPU {top.cpu:.2f} s, "
@@ -136,8 +147,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    asyncio.run(main_async(args.count, args.runs))
+    asyncio.run(main_async(args.count, args.runs, args.json))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ deployments converged:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -75,6 +76,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--idle", type=float, default=65.0, help="idle window, seconds")
     parser.add_argument("--changes", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
     timings = Timings(task_queue=0.05, task_run=0.2, rollout=0.2, delete=0.1)
@@ -135,6 +137,17 @@ def main() -> None:
         finally:
             service.terminate()
             service.wait(30)
+    if args.json:
+        figures = {
+            "count": args.count,
+            "latency_median": statistics.median(latencies),
+            "latency_max": max(latencies),
+            "changes": len(latencies),
+            "idle_seconds": args.idle,
+            "idle_cpu_fraction": idle,
+        }
+        print(json.dumps(figures))
+        return
     print(f"serve: {args.count} deployments converged, --interval 60, service in its own process")
     print(
         f"  change on disk -> first API call: median {statistics.median(latencies) * 1000:.0f} ms,"

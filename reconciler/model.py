@@ -129,7 +129,8 @@ class LiveDeployment:
             spec_view=MappingProxyType(view),
             status=str(answer.get("status", "")),
             containers_status=statuses,
-            raw=MappingProxyType(dict(answer)),
+            # the answer itself, not a copy: it is the caller's fresh parse, never changed after
+            raw=MappingProxyType(answer if isinstance(answer, dict) else dict(answer)),
         )
 
 
