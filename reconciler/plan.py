@@ -140,7 +140,7 @@ class Plan:
                     "action": c.action.value,
                     "project_id": c.key.project_id,
                     "name": c.key.name,
-                    "reason": c.reason.value,
+                    "reason": str(c.reason),
                     "source": c.source,
                     "fields": list(c.fields),
                     "changes": [

@@ -10,7 +10,7 @@ from reconciler.diff import FieldChange
 from reconciler.logs import _Text
 from reconciler.manifests import ManifestError
 from reconciler.model import DeploymentKey
-from reconciler.plan import Action, Change, Plan
+from reconciler.plan import Action, Change, Plan, Reason
 from reconciler.render import render_json, render_markdown, render_text
 
 HOSTILE_KEY = "A\n```\n**Plan: 0 to create** forged\n::error file=x::pwned\x1b[2J\x9b"
@@ -21,7 +21,7 @@ def hostile_plan() -> Plan:
     change = Change(
         DeploymentKey(1, "alpha-svc"),
         Action.UPDATE,
-        "drift",
+        Reason.DRIFT,
         (FieldChange(f"envs.{HOSTILE_KEY}", "a\x1b[31m", "b```` \x07"),),
         source="manifests/x\x1b[2J.yaml:2",
         fields=("envs",),
