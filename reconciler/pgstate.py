@@ -38,6 +38,7 @@ from .state import (
     LockHeld,
     LockHolder,
     StateError,
+    journal_insert_row,
     journal_of,
     record_of,
     record_row,
@@ -228,7 +229,8 @@ class PostgresStateStore:
         salt = self._meta("salt")
         if salt is None:
             raise StateError(f"{self.url}: state lacks its salt")
-        hasher = Hasher(salt, key or statekey.NO_KEY)
+        self.key_material = key or statekey.NO_KEY
+        hasher = Hasher(salt, self.key_material)
         with self._tx() as db:
             for name, value in statekey.meta_of(hasher).items():
                 db.execute(
@@ -236,8 +238,48 @@ class PostgresStateStore:
                     (name, value),
                 )
         recorded = (self._meta("hash_key") or "", self._meta("key_check") or "")
-        statekey.verify(hasher, *recorded, self.url)
+        try:
+            statekey.verify(hasher, *recorded, self.url)
+        except statekey.KeyMismatch:
+            if not self.is_empty():
+                raise
+            self._write_meta(statekey.meta_of(hasher))  # nothing hashed yet: take the new key
         return hasher
+
+    def is_empty(self) -> bool:
+        """No record and no journal entry: nothing hashed that a new key would invalidate."""
+        rows = self._rows(
+            "SELECT EXISTS (SELECT 1 FROM deployments) OR EXISTS (SELECT 1 FROM journal)"
+        )
+        return not rows[0][0]
+
+    def _write_meta(self, values: Mapping[str, str]) -> None:
+        with self._tx() as db:
+            for name, value in values.items():
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES (%s, %s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                    (name, value),
+                )
+
+    def hash_meta(self) -> dict[str, str]:
+        """The salt and key description an export carries (never the key itself)."""
+        return {name: self._meta(name) or "" for name in ("salt", "hash_key", "key_check")}
+
+    def adopt_hash_meta(self, meta: Mapping[str, str]) -> None:
+        """Take another store's salt (its hashes come along in an import); see `statekey`."""
+        self._hasher = statekey.adopt(self.key_material, meta, self.url)
+        self._write_meta(dict(meta))
+
+    def restore_journal(self, entries: list[JournalEntry]) -> None:
+        with self._tx() as db:
+            for e in entries:
+                db.execute(
+                    "INSERT INTO journal (project_id, name, action, intent, task_ids, state, "
+                    "result, message, started_at, updated_at) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    journal_insert_row(e, self._clock()),
+                )
 
     def _prune_journal(self) -> None:
         horizon = self._clock() - JOURNAL_RETENTION

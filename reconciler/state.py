@@ -188,6 +188,21 @@ def journal_of(row: Sequence[Any]) -> JournalEntry:
     )
 
 
+def journal_insert_row(entry: JournalEntry, now: float) -> tuple[Any, ...]:
+    return (
+        entry.key.project_id,
+        entry.key.name,
+        entry.action,
+        json.dumps(dict(entry.intent)),
+        json.dumps(list(entry.task_ids)),
+        entry.state,
+        entry.result,
+        entry.message,
+        entry.started_at,
+        now,
+    )
+
+
 def _private_file(path: Path) -> None:
     """Create the state file 0600 in a folder of ours made 0700; tighten an existing one.
 
@@ -234,6 +249,9 @@ class SqliteStateStore:
 
     def __repr__(self) -> str:
         return f"SqliteStateStore({str(self.path)!r})"
+
+    def __str__(self) -> str:
+        return str(self.path)
 
     # -- schema ----------------------------------------------------------------------------
 
@@ -285,14 +303,51 @@ class SqliteStateStore:
                 key = statekey.NO_KEY  # verify() below says what a keyed store needs
             elif self.key_path.exists():
                 key = statekey.read_key_file(self.key_path)
+            elif self.is_empty():
+                key = statekey.create_key_file(self.key_path)
             else:
                 raise StateError(
                     f"{self.key_path}: the state key file is missing; the state's secrets were "
                     f"hashed with it: restore it (or point {statekey.ENV_KEY_FILE} at a copy)"
                 )
+        self.key_material = key
         hasher = Hasher(self._meta("salt"), key)
-        statekey.verify(hasher, source, self._meta("key_check"), str(self.path))
+        try:
+            statekey.verify(hasher, source, self._meta("key_check"), str(self.path))
+        except statekey.KeyMismatch:
+            if not self.is_empty():
+                raise
+            self._write_meta(statekey.meta_of(hasher))  # nothing hashed yet: take the new key
         return hasher
+
+    def is_empty(self) -> bool:
+        """No record and no journal entry: nothing hashed that a new key would invalidate."""
+        return not self._db.execute(
+            "SELECT EXISTS (SELECT 1 FROM deployments) OR EXISTS (SELECT 1 FROM journal)"
+        ).fetchone()[0]
+
+    def _write_meta(self, values: Mapping[str, str]) -> None:
+        with self._tx() as db:
+            db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", values.items())
+
+    def hash_meta(self) -> dict[str, str]:
+        """The salt and key description an export carries (never the key itself)."""
+        return {name: self._meta(name) for name in ("salt", "hash_key", "key_check")}
+
+    def adopt_hash_meta(self, meta: Mapping[str, str]) -> None:
+        """Take another store's salt (its hashes come along in an import); see `statekey`."""
+        self._hasher = statekey.adopt(self.key_material, meta, str(self))
+        self._write_meta(dict(meta))
+
+    def restore_journal(self, entries: list[JournalEntry]) -> None:
+        with self._tx() as db:
+            for e in entries:
+                db.execute(
+                    "INSERT INTO journal (project_id, name, action, intent, task_ids, state, "
+                    "result, message, started_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    journal_insert_row(e, self._clock()),
+                )
 
     def _meta(self, key: str) -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -140,3 +140,17 @@ NO_KEY = KeyMaterial(KeySource.NONE)
 def meta_of(hasher: Hasher) -> dict[str, str]:
     """The store's `meta` rows that describe its hash key."""
     return {"hash_key": hasher.source.value, "key_check": hasher.check()}
+
+
+def adopt(material: KeyMaterial, meta: Mapping[str, str], store: str) -> Hasher:
+    """The hasher for another store's salt, if `material` is the key its hashes were made with.
+
+    An export written without a key needs none; one written with a key needs the same key
+    material here (`RECONCILER_STATE_KEY`, or `RECONCILER_STATE_KEY_FILE` naming a copy of the
+    source's key file).
+    """
+    if meta.get("hash_key") == KeySource.NONE.value:
+        material = NO_KEY
+    hasher = Hasher(meta["salt"], material)
+    verify(hasher, meta.get("hash_key", ""), meta.get("key_check", ""), store)
+    return hasher

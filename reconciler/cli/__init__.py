@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import ReconcilerError
-from . import manifests, objects, planning, service
+from . import manifests, objects, planning, service, statecmd
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     service.add_simulator(sub)
     objects.add_logs(sub)
     objects.add_rotate_key(sub)
+    statecmd.add_state(sub)
     return parser
 
 
