@@ -86,6 +86,7 @@ def test_a_user_supplied_key_is_required_once_used(
     monkeypatch.setenv(ENV_KEY, "correct horse battery staple")
     keyed = open_store(state_location)
     digest = keyed.hash_value("secret")
+    keyed.save_record(Record(key=KEY, last_applied={}, applied_at=1.0, outcome="converged"))
     keyed.close()
     assert open_store(state_location).hash_value("secret") == digest
     monkeypatch.setenv(ENV_KEY, "another phrase entirely")

@@ -28,6 +28,13 @@ def _no_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ENV_KEY_FILE, raising=False)
 
 
+def _with_a_record(path: Path) -> None:
+    """A store that has hashed something: its key now matters."""
+    store = SqliteStateStore(path)
+    store.save_record(Record(key=KEY, last_applied={}, applied_at=1.0, outcome="converged"))
+    store.close()
+
+
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
@@ -85,7 +92,7 @@ def test_the_key_is_not_in_the_state_file_and_the_hash_needs_it(tmp_path: Path) 
 
 def test_a_lost_key_file_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
-    SqliteStateStore(path).close()
+    _with_a_record(path)
     (tmp_path / "state.db.key").unlink()
     with pytest.raises(StateError, match=r"state\.db\.key: the state key file is missing"):
         SqliteStateStore(path)
@@ -93,7 +100,7 @@ def test_a_lost_key_file_is_refused_with_a_clear_message(tmp_path: Path) -> None
 
 def test_a_wrong_key_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
-    SqliteStateStore(path).close()
+    _with_a_record(path)
     (tmp_path / "state.db.key").write_text("0" * 64)
     with pytest.raises(KeyMismatch, match="hashed with another key"):
         SqliteStateStore(path)
@@ -108,6 +115,7 @@ def test_a_key_file_named_in_the_environment_is_used(
     one = SqliteStateStore(tmp_path / "one" / "state.db")
     assert not (tmp_path / "one" / "state.db.key").exists()
     digest = one.hash_value("x")
+    one.save_record(Record(key=KEY, last_applied={}, applied_at=1.0, outcome="converged"))
     one.close()
     monkeypatch.delenv(ENV_KEY_FILE)
     with pytest.raises(StateError, match="key file is missing"):
@@ -174,3 +182,12 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
     holder = store.holder()
     assert holder is not None and holder.pid != dead.pid
     store.close()
+
+
+def test_an_empty_store_takes_new_key_material(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    SqliteStateStore(path).close()  # nothing hashed yet
+    (tmp_path / "state.db.key").unlink()
+    again = SqliteStateStore(path)
+    assert (tmp_path / "state.db.key").exists()
+    again.close()
