@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ReconcilerError
-from .model import DeploymentKey, Record
+from .model import DeploymentKey, Record, RecordOutcome
 from .state import JournalEntry, StateStore
 
 FORMAT = "reconciler-state"
@@ -170,7 +170,7 @@ def import_state(store: TransferStore, document: _Document) -> Imported:
                 annotations=MappingProxyType(r.annotations),
                 revision=r.revision,
                 applied_at=r.applied_at,
-                outcome=r.outcome,
+                outcome=RecordOutcome.parse(r.outcome),
                 message=r.message,
             )
         )
