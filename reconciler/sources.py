@@ -3,7 +3,8 @@
 Git goes through the `git` command line (no home-made protocol): a clone into a cache folder on
 first use, then `fetch` + a detached checkout of the fetched commit; the revision is that
 commit's SHA. A fetch that fails leaves the last checkout in place and raises `SourceError`, so
-the service keeps its last good revision.
+the service keeps its last good revision. Credentials in the URL (`https://user:token@host/...`)
+never leave this class: `describe()` and every error show the URL without them.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote, urlsplit
 
 from .errors import ReconcilerError
+from .urls import HIDDEN, redact_url
 
 GIT_TIMEOUT = 120.0
 
@@ -59,7 +62,17 @@ class GitSource:
         self._lock = asyncio.Lock()
 
     def describe(self) -> str:
-        return f"{self.url}#{self.branch}"
+        """The URL without its credentials (`https://***@host/...`), and the branch."""
+        return f"{redact_url(self.url, keep_path=True)}#{self.branch}"
+
+    def _scrub(self, text: str) -> str:
+        """`text` (git's own words) without the URL's credentials, however git quoted them."""
+        parts = urlsplit(self.url)
+        text = text.replace(self.url, redact_url(self.url, keep_path=True))
+        for secret in (parts.password, parts.username):
+            if secret:
+                text = text.replace(secret, HIDDEN).replace(quote(secret, safe=""), HIDDEN)
+        return text
 
     async def _git(self, *args: str, cwd: Path | None = None) -> str:
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "echo"}
@@ -79,7 +92,7 @@ class GitSource:
             raise SourceError(f"git {args[0]} of {self.describe()} timed out") from None
         if proc.returncode != 0:
             detail = err.decode(errors="replace").strip().splitlines()
-            reason = detail[-1] if detail else f"exit code {proc.returncode}"
+            reason = self._scrub(detail[-1]) if detail else f"exit code {proc.returncode}"
             raise SourceError(f"git {args[0]} of {self.describe()} failed: {reason}")
         return out.decode().strip()
 
