@@ -216,4 +216,5 @@ def apply_options_of(args: argparse.Namespace) -> ApplyOptions:
         raise ReconcilerError(f"--parallelism must be at least 1, got {args.parallelism}")
     from ..execute import ApplyOptions
 
-    return ApplyOptions(parallelism=args.parallelism, timeout=args.timeout)
+    adopt = not getattr(args, "no_adopt", False)
+    return ApplyOptions(parallelism=args.parallelism, timeout=args.timeout, adopt=adopt)

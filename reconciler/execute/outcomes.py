@@ -17,6 +17,7 @@ class ApplyOptions:
     timeout: float = 900.0
     degraded_grace: float = 60.0
     poll: PollOptions = field(default_factory=PollOptions)
+    adopt: bool = True  # False (--no-adopt): a create answered 409 by a live namesake fails
 
 
 class Result(StrEnum):
