@@ -4,11 +4,16 @@ On the next apply, before planning: an entry with task IDs has its tasks polled 
 its outcome recorded; a create without task IDs is looked up by name, so a create that did
 happen is recorded as ours (and never sent twice), one that did not is left to the fresh plan;
 any other unfinished entry is closed, as the fresh plan re-reads live state anyway.
+
+Resume goes through the same request slots as the apply (`parallelism`), and settles each entry
+on its own: one that cannot be settled now (its read or poll ran out of retries) stays in the
+journal for the next apply, and the others proceed. Nothing here aborts the apply.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from ..api import ApiClient
 from ..clock import REAL, Clock
@@ -20,11 +25,13 @@ from .journal import Entry, Journal, JournalResult
 from .outcomes import ApplyOptions
 from .tasks import Watcher
 
+log = logging.getLogger(__name__)
+
 
 async def resume(
     api: ApiClient, store: StateStore, options: ApplyOptions, clock: Clock = REAL
 ) -> list[Entry]:
-    """Settle every unfinished journal entry; return them."""
+    """Settle every unfinished journal entry that can be settled now; return those."""
     journal = Journal(store)
     entries = journal.unfinished()
     if not entries:
@@ -32,18 +39,24 @@ async def resume(
     slots = asyncio.Semaphore(max(1, options.parallelism))
     async with Watcher(api, slots, options.poll, clock=clock) as watcher:
 
-        async def settle(entry: Entry) -> None:
-            if entry.task_ids:
-                await _settle_tasks(store, journal, watcher, entry, clock)
-            elif entry.action is Action.CREATE:
-                await _settle_create(api, store, journal, entry, clock)
-            else:
-                journal.close(
-                    entry.id, JournalResult.REPLANNED, "resumed: re-planned from live state"
-                )
+        async def settle(entry: Entry) -> Entry | None:
+            try:
+                if entry.task_ids:
+                    await _settle_tasks(store, journal, watcher, entry, clock)
+                elif entry.action is Action.CREATE:
+                    async with slots:
+                        await _settle_create(api, store, journal, entry, clock)
+                else:
+                    journal.close(
+                        entry.id, JournalResult.REPLANNED, "resumed: re-planned from live state"
+                    )
+            except ApiError as exc:
+                log.warning("%s of %s left for later: %s", entry.action, entry.key, exc)
+                return None
+            return entry
 
-        await asyncio.gather(*(settle(e) for e in entries))
-    return entries
+        settled = await asyncio.gather(*(settle(e) for e in entries))
+    return [e for e in settled if e is not None]
 
 
 async def _settle_tasks(
@@ -52,7 +65,7 @@ async def _settle_tasks(
     key = entry.key
     try:
         tasks = [await watcher.task(key.project_id, t) for t in entry.task_ids]
-    except ApiError as exc:
+    except NotFoundError as exc:  # the task is unknown: it will never be settled
         journal.close(entry.id, JournalResult.FAILED, f"resumed: {exc}")
         return
     errors = [t.error or "task failed" for t in tasks if not t.state.succeeded]
