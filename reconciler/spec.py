@@ -13,6 +13,7 @@ are environment variable names.
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Annotated, Any, Literal
 
@@ -20,6 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{2,28}[a-z0-9]$"
 NAME_RE = re.compile(NAME_PATTERN)
+ANNOTATION_PREFIX = "reconciler/"
+# every annotation this reconciler reads, with the values it accepts
+ANNOTATIONS: dict[str, tuple[str, ...]] = {"reconciler/prune": ("true", "false")}
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 API_VERSION = "reconciler/v1"
 KIND = "InferenceDeployment"
@@ -236,6 +240,24 @@ class Metadata(SpecModel):
         if value is not None and value < 1:
             raise ValueError(f"project_id must be a positive integer, got {value}")
         return value
+
+    @field_validator("annotations")
+    @classmethod
+    def _known_annotations(cls, annotations: dict[str, str]) -> dict[str, str]:
+        """`reconciler/…` keys are ours: a typo there would silently drop a safety policy."""
+        for key, value in annotations.items():
+            if not key.startswith(ANNOTATION_PREFIX):
+                continue  # other tools' annotations are theirs
+            allowed = ANNOTATIONS.get(key)
+            if allowed is None:
+                close = difflib.get_close_matches(key, list(ANNOTATIONS), n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                known = ", ".join(sorted(ANNOTATIONS))
+                raise ValueError(f"unknown annotation {key}{hint} (known: {known})")
+            if value not in allowed:
+                choices = " or ".join(f'"{v}"' for v in allowed)
+                raise ValueError(f"annotation {key} must be {choices}, got {value!r}")
+        return annotations
 
 
 class Manifest(SpecModel):

@@ -87,6 +87,9 @@ class YamlProblem:
     mark: Mark
     message: str
     path: Path = ()
+    # a problem of one value (an unset ${VAR}): the document's other fields are still checked,
+    # so every error shows at once; a syntax error leaves nothing to check
+    of_value: bool = False
 
 
 @dataclass
@@ -244,12 +247,16 @@ class _Builder:
             name = match.group(2)
             if not NAME_RE.match(name):
                 self.problems.append(
-                    YamlProblem(Mark.of(node), f"${{{name}}} is not a valid variable name", path)
+                    YamlProblem(
+                        Mark.of(node), f"${{{name}}} is not a valid variable name", path, True
+                    )
                 )
                 return ""
             if name not in self.env:
                 self.problems.append(
-                    YamlProblem(Mark.of(node), f"environment variable {name} is not set", path)
+                    YamlProblem(
+                        Mark.of(node), f"environment variable {name} is not set", path, True
+                    )
                 )
                 return ""
             touched = True
@@ -347,7 +354,7 @@ def _yaml_problem(exc: yaml.YAMLError) -> YamlProblem:
     problem = getattr(exc, "problem", None) or str(exc)
     context = getattr(exc, "context", None)
     if "'\\t'" in problem or "tab character" in problem:
-        problem, context, context_mark = "tab character: YAML indentation uses spaces", None, None
+        problem, context, context_mark = "tabs are not allowed for indentation", None, None
     mark = context_mark or problem_mark
     where = Mark(mark.line + 1, mark.column + 1) if mark is not None else Mark(1, 1)
     text = f"YAML syntax error: {problem}"

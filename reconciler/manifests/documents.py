@@ -19,6 +19,7 @@ from ..model import DeploymentKey, DesiredDeployment, Location, SpecPath
 from ..spec import API_VERSION, KIND, Manifest
 from ..yamlsource import Document, Mark, YamlProblem, decode, load_documents
 from .objects import NO_ROOTS, SecretRoots, build_object, placed_references
+from .rules import rule_errors
 from .wording import ManifestError, describe, format_path, message
 
 LIST_KIND = "List"
@@ -59,6 +60,9 @@ def _validate(
     try:
         return model.model_validate(body)
     except ValidationError as exc:
+        start = len(ctx.errors)
+        for rule_path, text in rule_errors(model, body):
+            ctx.add(doc.mark_of(prefix + rule_path, key=True), prefix + rule_path, text)
         for err in exc.errors():
             loc = tuple(err["loc"])
             key_error = loc and loc[-1] == "[key]"
@@ -80,6 +84,7 @@ def _validate(
                 p[: len(loc)] == loc for p in sensitive_in_doc
             )
             ctx.add(mark, path, message(err, sensitive, model))
+        ctx.errors[start:] = list(dict.fromkeys(ctx.errors[start:]))  # a rule both reported
         return None
 
 
@@ -208,9 +213,15 @@ def build(
     documents = load_documents(text, env, problems)
     for p in problems:
         ctx.add(p.mark, p.path, p.message)
-    if problems:
+    if any(not p.of_value for p in problems):
         return []
+    before = len(errors)
     found: list[Found] = []
     for doc in documents:
         found.extend(_document(ctx, doc))
+    if problems:
+        # an unset ${VAR} hides nothing else, yet its own value ("" in its place) is not judged
+        said = {format_path(p.path) for p in problems}
+        errors[before:] = [e for e in errors[before:] if e.path not in said]
+        return []
     return found
