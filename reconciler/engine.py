@@ -1,33 +1,31 @@
-"""Where the stages meet: manifests -> (desired, recorded, live) -> plan.
+"""Where the stages meet: manifests -> (desired, recorded, live) -> plan -> execute -> status.
 
-The CLI and the service both go through here, so a plan means the same thing everywhere. This is
-the only module of the planning path that does I/O (the API, the state store); `diff`, `plan` and
-`render` stay pure.
+The CLI, the service and the web page all go through here, so a plan means the same thing
+everywhere: this module opens the state store (`open_state`, any `StateStore` backend) and the
+API client (`connect`), and hands values to the pure stages (`diff`, `plan`, `status`). A caller
+takes part in an apply through one `ApplyHooks` object instead of a row of callbacks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from .api import ApiClient
 from .clock import REAL, Clock
 from .config import ApiSettings, Secret
-from .diff import diff
 from .errors import ReconcilerError
-from .execute import ApplyOptions, Entry, Executor, Outcome, Reporter, resume
-from .health import Health, Sync, degraded_message, health_of
+from .execute import ApplyOptions, Entry, Executor, Journal, Outcome, Reporter, resume
 from .manifests import load_desired
 from .model import DeploymentKey, DesiredState, LiveDeployment, Record
 from .plan import Plan, PlanOptions, make_plan
 from .simulator import Simulator, SimulatorConfig, transport
-from .state import DEFAULT_STATE_PATH, SqliteStateStore
+from .state import DEFAULT_STATE_PATH, StateStore, open_store
+from .status import StatusRow, status_rows
 
 SIMULATOR_URL = "http://simulator.invalid"
 
@@ -58,6 +56,16 @@ class Target:
 
 
 RequestHook = Callable[[str, int], None]
+
+
+@contextmanager
+def open_state(target: Target) -> Iterator[StateStore]:
+    """The target's state store, whichever backend holds it; closed (and unlocked) on exit."""
+    store = open_store(target.state_path)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 @asynccontextmanager
@@ -98,7 +106,7 @@ class PlanInputs:
 
 async def plan_against(
     desired: DesiredState,
-    store: SqliteStateStore,
+    store: StateStore,
     api: ApiClient,
     options: PlanOptions,
     revision: str | None = None,
@@ -141,31 +149,60 @@ class ApplyReport:
         return all(o.result.ok for o in self.outcomes)
 
 
+def _yes(plan: Plan) -> bool:
+    return True
+
+
+def _ignore(plan: Plan) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class ApplyHooks:
+    """How a caller takes part in an apply. Every hook is optional.
+
+    `report` sees every phase change; `on_plan` sees the plan before it runs; `confirm` may
+    decline it; `choose` may narrow it (the service: self-heal and backoff); `on_request` sees
+    every HTTP request (metrics)."""
+
+    report: Reporter | None = None
+    on_plan: Callable[[Plan], None] = _ignore
+    confirm: Callable[[Plan], bool] = _yes
+    choose: Callable[[Plan], Plan] | None = None
+    on_request: RequestHook | None = None
+
+
+async def plan(
+    desired: DesiredState,
+    target: Target,
+    options: PlanOptions,
+    on_request: RequestHook | None = None,
+) -> Plan:
+    """A dry run: the plan against the recorded and live state, changing nothing."""
+    with open_state(target) as store:
+        async with connect(target, on_request) as api:
+            made, _ = await plan_against(desired, store, api, options)
+            return made
+
+
 async def apply(
     desired: DesiredState,
     target: Target,
     options: PlanOptions,
     apply_options: ApplyOptions,
+    hooks: ApplyHooks | None = None,
     *,
-    report: Reporter | None = None,
-    confirm: Callable[[Plan], bool] = lambda plan: True,
-    on_plan: Callable[[Plan], None] = lambda plan: None,
     expected_fingerprint: str | None = None,
     revision: str | None = None,
     lock_timeout: float = 10.0,
-    choose: Callable[[Plan], Plan] | None = None,
-    on_request: RequestHook | None = None,
     clock: Clock = REAL,
 ) -> ApplyReport:
-    """Resume what a previous run left, plan, confirm, execute. Holds the store's lock.
-
-    `choose` may narrow the plan before it runs (the service uses it for self-heal and backoff).
-    """
-    started = time.monotonic()
-    store = SqliteStateStore(target.state_path)
-    try:
+    """Resume what a previous run left, plan, confirm, execute. Holds the store's lock."""
+    hooks = hooks or ApplyHooks()
+    started = clock.monotonic()
+    with open_state(target) as store:
         store.acquire_lock(timeout=lock_timeout)
-        async with connect(target, on_request) as api:
+        async with connect(target, hooks.on_request) as api:
             resumed = await resume(api, store, apply_options, clock)
             plan, inputs = await plan_against(desired, store, api, options, revision)
             if expected_fingerprint is not None and plan.fingerprint != expected_fingerprint:
@@ -173,21 +210,20 @@ async def apply(
                     "plan is stale: the manifests, the recorded state or the live deployments "
                     "changed since it was made; run plan again"
                 )
-            if choose is not None:
-                plan = choose(plan)
-            on_plan(plan)
+            if hooks.choose is not None:
+                plan = hooks.choose(plan)
+            hooks.on_plan(plan)
             if not plan.has_changes:
-                return ApplyReport(
-                    plan, [], resumed, time.monotonic() - started, sum(api.requests.values())
-                )
-            if not confirm(plan):
+                seconds = clock.monotonic() - started
+                return ApplyReport(plan, [], resumed, seconds, sum(api.requests.values()))
+            if not hooks.confirm(plan):
                 raise Declined("apply cancelled: nothing was changed")
             executor = Executor(
                 api,
                 store,
                 inputs.desired.by_key(),
                 apply_options,
-                report=report,
+                report=hooks.report,
                 revision=revision,
                 clock=clock,
             )
@@ -196,85 +232,31 @@ async def apply(
                 plan,
                 outcomes,
                 resumed,
-                time.monotonic() - started,
+                clock.monotonic() - started,
                 sum(api.requests.values()),
                 tuple(executor.task_waits),
             )
-    finally:
-        store.close()
+
+
+def unfinished(target: Target) -> list[Entry]:
+    """What an interrupted apply left in the journal (nothing if there is no state yet)."""
+    if not _state_exists(target):
+        return []
+    with open_state(target) as store:
+        return Journal(store).unfinished()
+
+
+def _state_exists(target: Target) -> bool:
+    location = str(target.state_path)
+    return "://" in location or target.state_path.exists()
 
 
 # -- status ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StatusRow:
-    key: DeploymentKey
-    sync: Sync
-    health: Health
-    status: str
-    revision: str | None
-    last_applied_at: float | None
-    message: str
-
-    def to_json(self) -> dict[str, object]:
-        applied = (
-            datetime.fromtimestamp(self.last_applied_at, UTC).isoformat().replace("+00:00", "Z")
-            if self.last_applied_at
-            else None
-        )
-        return {
-            "project_id": self.key.project_id,
-            "name": self.key.name,
-            "sync": self.sync.value,
-            "health": self.health.value,
-            "status": self.status,
-            "revision": self.revision,
-            "last_applied_at": applied,
-            "message": self.message,
-        }
-
-
-def status_rows(
-    records: Mapping[DeploymentKey, Record],
-    live: Mapping[DeploymentKey, LiveDeployment],
-    hasher: Callable[[object], str],
-) -> list[StatusRow]:
-    """Sync (recorded spec against live) and health of every owned deployment."""
-    rows = []
-    for key, record in sorted(records.items()):
-        found = live.get(key)
-        health = health_of(found)
-        if found is None:
-            sync, status, message = Sync.OUT_OF_SYNC, "", "not found in the API"
-        else:
-            drift = diff(
-                record.last_applied,
-                found.spec_view,
-                sensitive=record.sensitive_paths,
-                hasher=hasher,
-            )
-            sync = Sync.OUT_OF_SYNC if drift else Sync.SYNCED
-            status = found.status
-            message = degraded_message(found) if health is Health.DEGRADED else ""
-            if drift and not message:
-                message = "drift: " + ", ".join(c.path for c in drift[:5])
-        if not message and not record.outcome.settled:
-            message = f"last apply: {record.outcome}" + (
-                f": {record.message}" if record.message else ""
-            )
-        rows.append(
-            StatusRow(key, sync, health, status, record.revision, record.applied_at, message)
-        )
-    return rows
-
-
 async def status(target: Target, on_request: RequestHook | None = None) -> list[StatusRow]:
-    store = SqliteStateStore(target.state_path)
-    try:
+    with open_state(target) as store:
         records = store.records()
         async with connect(target, on_request) as api:
             live = await fetch_live(api, {k.project_id for k in records})
         return status_rows(records, live, store.hash_value)
-    finally:
-        store.close()

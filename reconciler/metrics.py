@@ -14,8 +14,8 @@ from prometheus_client import (
     generate_latest,
 )
 
-from .engine import StatusRow
 from .health import Health, Sync
+from .status import StatusRow
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # `*_created` series: noise
 

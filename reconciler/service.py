@@ -29,7 +29,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from . import engine
-from .engine import StatusRow, Target
+from .engine import ApplyHooks, Target
 from .errors import ApiError, ReconcilerError
 from .execute import ApplyOptions, Event
 from .manifests import ManifestError
@@ -39,6 +39,7 @@ from .model import DeploymentKey, DesiredState
 from .plan import Plan, PlanOptions
 from .sources import DirectorySource, Source, SourceError
 from .state import LockHeld
+from .status import StatusRow
 
 log = logging.getLogger("reconciler.service")
 
@@ -349,9 +350,11 @@ class Service:
                         selector=self.options.selector,
                     ),
                     self.options.apply,
-                    report=self._log_event,
-                    choose=self._choose,
-                    on_request=self.metrics.request,
+                    ApplyHooks(
+                        report=self._log_event,
+                        choose=self._choose,
+                        on_request=self.metrics.request,
+                    ),
                     revision=good_revision,
                     lock_timeout=self.options.lock_timeout,
                 )

@@ -25,15 +25,12 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from . import statekey
 from .errors import ReconcilerError
 from .model import DeploymentKey, Record, RecordOutcome, SpecPath
 from .statekey import Hasher, KeyMaterial, KeySource
-
-if TYPE_CHECKING:
-    from .pgstate import PostgresStateStore
 
 DEFAULT_STATE_PATH = ".reconciler/state.db"
 JOURNAL_RETENTION = 30 * 24 * 3600.0  # seconds a finished journal entry is kept
@@ -114,7 +111,12 @@ class LockHolder:
 
 
 class StateStore(Protocol):
-    """What the planner and the executor need from a state backend."""
+    """Everything the rest of the code may ask of a state backend (SQLite, PostgreSQL).
+
+    Records (what we own), the journal (kept as opaque JSON: `execute.journal` writes and reads
+    it), the salted hash of sensitive values, and the apply lock. Code outside this module and
+    the backends holds a `StateStore` from `open_store`, never a backend class.
+    """
 
     def records(self) -> dict[DeploymentKey, Record]: ...
     def save_record(self, record: Record) -> None: ...
@@ -124,6 +126,16 @@ class StateStore(Protocol):
     def journal_tasks(self, entry_id: int, task_ids: list[str]) -> None: ...
     def journal_done(self, entry_id: int, result: str, message: str = "") -> None: ...
     def unfinished(self) -> list[JournalEntry]: ...
+    def holder(self) -> LockHolder | None: ...
+    def acquire_lock(
+        self,
+        *,
+        timeout: float = 10.0,
+        poll: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None: ...
+    def release_lock(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -502,7 +514,7 @@ def open_store(
     *,
     clock: Callable[[], float] = time.time,
     key: KeyMaterial | None = None,
-) -> SqliteStateStore | PostgresStateStore:
+) -> StateStore:
     """Open the store at `location` (a file path or a `postgresql://` URL), else
     `$RECONCILER_STATE`, else `.reconciler/state.db`."""
     chosen = str(location or os.environ.get("RECONCILER_STATE") or DEFAULT_STATE_PATH)

@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.api import ApiClient
 from reconciler.config import ApiSettings, Secret
-from reconciler.engine import ApplyReport, Target, apply, plan_against, status
+from reconciler.engine import ApplyHooks, ApplyReport, Target, apply, plan_against, status
 from reconciler.execute import ApplyOptions, Event, PollOptions, Result
 from reconciler.health import Health, Sync
 from reconciler.manifests import load_desired
@@ -52,7 +52,12 @@ class Rig:
         )
         desired = load_desired([self.dir], env={})
         return await apply(
-            desired, self.target, options, apply_options, report=self.events.append, **kwargs
+            desired,
+            self.target,
+            options,
+            apply_options,
+            ApplyHooks(report=self.events.append, confirm=kwargs.pop("confirm", lambda p: True)),
+            **kwargs,
         )
 
     async def plan(self) -> list[tuple[str, str]]:

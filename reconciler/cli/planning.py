@@ -69,23 +69,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     from .. import engine
     from ..render import render
-    from ..state import SqliteStateStore
 
     target = target_of(args)
     options = plan_options(args)
     desired = engine.load(args.paths, target)
     require_manifests(desired, args.paths, options.allow_empty)
-
-    async def run() -> Plan:
-        store = SqliteStateStore(target.state_path)
-        try:
-            async with engine.connect(target) as api:
-                plan, _ = await engine.plan_against(desired, store, api, options)
-                return plan
-        finally:
-            store.close()
-
-    plan = asyncio.run(run())
+    plan = asyncio.run(engine.plan(desired, target, options))
     sys.stdout.write(render(plan, args.format, color=use_color(sys.stdout, args.color)))
     if args.out:
         saved = plan.to_json()
@@ -218,18 +207,11 @@ def _check_apply_args(args: argparse.Namespace) -> None:
 
 def _resuming(target: engine.Target) -> list[str]:
     """What an interrupted apply left in the journal, in words (read before resuming it)."""
-    from ..state import SqliteStateStore
+    from .. import engine
 
-    if not target.state_path.exists():
-        return []
-    store = SqliteStateStore(target.state_path)
-    try:
-        entries = store.unfinished()
-    finally:
-        store.close()
     by_action: dict[str, list[str]] = {}
-    for entry in entries:
-        by_action.setdefault(entry.action, []).append(str(entry.key))
+    for entry in engine.unfinished(target):
+        by_action.setdefault(entry.action.value, []).append(str(entry.key))
     lines = []
     for action, keys in sorted(by_action.items()):
         count = len(keys)
@@ -283,9 +265,11 @@ def _cmd_apply(args: argparse.Namespace) -> int:
             target,
             options,
             apply_options,
-            report=reporter,
-            confirm=_confirm if asking else (lambda plan: True),
-            on_plan=on_plan,
+            engine.ApplyHooks(
+                report=reporter,
+                confirm=_confirm if asking else (lambda plan: True),
+                on_plan=on_plan,
+            ),
             expected_fingerprint=fingerprint,
         )
 

@@ -21,13 +21,13 @@ from typing import Any
 from .. import engine
 from ..api.objects import InferenceObjects
 from ..diff import SENSITIVE
-from ..engine import StatusRow
 from ..errors import ReconcilerError
 from ..health import Health, Sync, health_of
 from ..model import DeploymentKey, DesiredDeployment, LiveDeployment, Record
 from ..plan import Change, Plan, PlanError, PlanOptions, make_plan
 from ..service import Service
-from ..state import SqliteStateStore
+from ..state import open_store
+from ..status import StatusRow, status_rows
 
 KIND = "InferenceDeployment"
 API_DEADLINE = 3.0  # seconds a page waits for the API (retries included) before saying so
@@ -92,7 +92,7 @@ async def take(service: Service) -> Snapshot:
     target = service.target
     desired_state, revision = service.good if service.good else (None, None)
     desired = desired_state.by_key() if desired_state is not None else {}
-    store = SqliteStateStore(target.state_path)
+    store = open_store(target.state_path)
     try:
         records = store.records()
         keys = sorted(set(records) | set(desired))
@@ -110,7 +110,7 @@ async def take(service: Service) -> Snapshot:
             )
             why = str(exc) or f"no answer within {API_DEADLINE:.0f}s"
             return Snapshot(time.time(), views, None, api_error=why)
-        rows = {r.key: r for r in engine.status_rows(records, live, store.hash_value)}
+        rows = {r.key: r for r in status_rows(records, live, store.hash_value)}
         plan: Plan | None = None
         plan_error = None
         if desired_state is not None:
