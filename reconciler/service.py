@@ -21,14 +21,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
-
 from . import engine
+from .clock import REAL, Clock
 from .engine import ApplyHooks, Target
 from .errors import ApiError, ReconcilerError
 from .execute import ApplyOptions, Event
@@ -37,13 +34,11 @@ from .manifests.offloop import load_off_loop
 from .metrics import Metrics
 from .model import DeploymentKey, DesiredState
 from .plan import Plan, PlanOptions
-from .sources import DirectorySource, Source, SourceError
+from .sources import Source, SourceError
 from .state import LockHeld
 from .status import StatusRow
 
 log = logging.getLogger("reconciler.service")
-
-SWAP_SUFFIXES = (".swp", ".swx", ".swo", ".tmp", ".bak", "~")
 
 
 @dataclass(frozen=True)
@@ -81,37 +76,19 @@ class LastReconcile:
         }
 
 
-def is_manifest_event(root: Path, event: FileSystemEvent) -> bool:
-    """Whether a file event can change the manifests (not an editor's swap or temp file)."""
-    paths = [event.src_path, getattr(event, "dest_path", "") or ""]
-    for raw in paths:
-        if not raw:
-            continue
-        path = Path(str(raw))
-        try:
-            parts = path.relative_to(root).parts
-        except ValueError:
-            continue
-        if not parts or any(p.startswith(".") for p in parts):
-            continue
-        name = parts[-1]
-        if name.endswith(SWAP_SUFFIXES) or (name.startswith("#") and name.endswith("#")):
-            continue
-        if name.endswith((".yaml", ".yml")) or event.is_directory:
-            return True
-    return False
+@dataclass
+class _Run:
+    """One reconcile as it goes: how it is ending, and what to report."""
 
+    started: float
+    result: str = "ok"  # ok | failed | invalid | empty | locked | error
+    revision: str | None = None
+    errors: list[str] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    cause: str | None = None  # why /readyz says 503 after this run, if it does
 
-class _FileEvents(FileSystemEventHandler):
-    def __init__(self, service: Service, root: Path) -> None:
-        self.service = service
-        self.root = root
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("opened", "closed_no_write"):
-            return
-        if is_manifest_event(self.root, event):
-            self.service.file_event()
+    def end(self, result: str, errors: list[str]) -> None:
+        self.result, self.errors = result, errors
 
 
 class Service:
@@ -123,8 +100,10 @@ class Service:
         *,
         metrics: Metrics | None = None,
         webhook_secret: str | None = None,
+        clock: Clock = REAL,
     ) -> None:
         self.source = source
+        self.clock = clock
         self.target = target
         self.options = options or ServeOptions()
         self.metrics = metrics or Metrics()
@@ -145,7 +124,7 @@ class Service:
         self._debounce: asyncio.TimerHandle | None = None
         self._retry: asyncio.TimerHandle | None = None
         self._error_streak = 0
-        self._observer: Any = None
+        self._stop_watching: Callable[[], None] = lambda: None
         self.last_report: engine.ApplyReport | None = None  # the last reconcile's apply, if any
         self.drifted: dict[DeploymentKey, str] = {}  # what the last plan found edited out of band
         self.listeners: list[Callable[[Service], None]] = []  # told after every reconcile
@@ -188,7 +167,7 @@ class Service:
         self._loop = asyncio.get_running_loop()
         self._wanted = asyncio.Event()
         self.trigger("start")
-        self._start_watching()
+        self._stop_watching = self.source.watch(self.file_event)
         ticker = asyncio.create_task(self._tick(stop), name="resync")
         stopping = asyncio.create_task(stop.wait(), name="stop")
         try:
@@ -222,31 +201,14 @@ class Service:
 
     async def _tick(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await asyncio.sleep(self.options.interval)
+            await self.clock.sleep(self.options.interval)
             self.trigger("interval")
-
-    def _start_watching(self) -> None:
-        if not isinstance(self.source, DirectorySource):
-            return
-        root = self.source.path.resolve()
-        root.mkdir(parents=True, exist_ok=True)
-        observer = Observer()
-        observer.schedule(_FileEvents(self, root), str(root), recursive=True)
-        observer.daemon = True
-        observer.start()
-        self._observer = observer
-
-    def _stop_watching(self) -> None:
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join(5)
-            self._observer = None
 
     # -- one reconcile ---------------------------------------------------------------------
 
     def _choose(self, plan: Plan) -> Plan:
         """Leave drift alone without self-heal; skip deployments still backing off."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         drifted = [c for c in plan.changes if c.reason.is_drift]
         self.drifted = {
             c.key: f"{c.reason}: " + ", ".join(f.path for f in c.changes[:5]) for c in drifted
@@ -267,7 +229,7 @@ class Service:
         return Plan(tuple(kept), plan.fingerprint, plan.revision)
 
     def _note_outcomes(self, report: engine.ApplyReport) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         for outcome in report.outcomes:
             self.metrics.actions.labels(outcome.action.value, outcome.result.value).inc()
             if outcome.result.ok:
@@ -302,110 +264,114 @@ class Service:
             )
 
     async def reconcile_once(self) -> LastReconcile:
-        started = time.monotonic()
-        self.running_since = started
+        """Load the manifests, apply the last good ones, read status; report how it went."""
+        run = _Run(self.clock.monotonic())
+        self.running_since = run.started
         self.runs += 1
-        errors: list[str] = []
-        result = "ok"
-        revision: str | None = None
-        outcomes: Counter[str] = Counter()
-        cause: str | None = None
         try:
-            snapshot = await self.source.sync()
-            revision = snapshot.revision
-            state, manifest_errors = await load_off_loop(
-                list(snapshot.paths), self.target.settings.project_id
-            )
-            self.manifest_errors = manifest_errors
-            self.metrics.manifest_errors.set(len(manifest_errors))
-            if manifest_errors:
-                result = "invalid"
-                errors = [str(e) for e in manifest_errors]
-                for error in manifest_errors:
-                    log.error("invalid manifest at revision %s: %s", revision or "-", error)
-                count = len(manifest_errors)
-                cause = (
-                    f"{count} manifest error{'s' if count != 1 else ''} at revision "
-                    f"{revision or '(directory)'}; the last good revision stays in force"
-                )
-            elif not len(state) and not self.options.allow_empty:
-                result = "empty"
-                cause = (
-                    f"no manifest in {self.source.describe()}; applying nothing "
-                    "(serve --allow-empty accepts an empty set)"
-                )
-                errors = [cause]
-                log.error("%s", cause)
-            else:
-                self.good = (state, revision)
-            self.last_report = None
-            if self.good is not None:
-                desired, good_revision = self.good
-                report = await engine.apply(
-                    desired,
-                    self.target,
-                    PlanOptions(
-                        prune=self.options.prune,
-                        allow_empty=self.options.allow_empty,
-                        selector=self.options.selector,
-                    ),
-                    self.options.apply,
-                    ApplyHooks(
-                        report=self._log_event,
-                        choose=self._choose,
-                        on_request=self.metrics.request,
-                    ),
-                    revision=good_revision,
-                    lock_timeout=self.options.lock_timeout,
-                )
-                self.last_report = report
-                self._note_outcomes(report)
-                outcomes.update(o.result.value for o in report.outcomes)
-                if not report.ok and result == "ok":
-                    result = "failed"
-                    errors = [f"{o.key}: {o.error}" for o in report.outcomes if not o.result.ok]
-                if good_revision:
-                    self.metrics.revision.info({"revision": good_revision})
+            await self._load(run)
+            await self._apply(run)
             self.rows = await engine.status(self.target, on_request=self.metrics.request)
             self.metrics.observe_status(self.rows)
             self.api_ok = True
             self._error_streak = 0
         except LockHeld as exc:
-            result = "locked"  # another apply is running on this state: not an API problem
-            errors = [str(exc)]
+            run.end("locked", [str(exc)])  # another apply is running on this state: not an outage
             log.warning("reconcile skipped: %s", exc)
             self._retry_in(self.options.backoff_initial, "retry")
         except ReconcilerError as exc:
-            result = "error"
-            errors = [str(exc)]
+            run.end("error", [str(exc)])
             if isinstance(exc, SourceError):
-                cause = f"cannot fetch the manifests: {exc}"
+                run.cause = f"cannot fetch the manifests: {exc}"
             elif isinstance(exc, ApiError):
-                cause = f"API unreachable: {exc}"
+                run.cause = f"API unreachable: {exc}"
                 self.api_ok = False
             else:
-                cause = str(exc)
+                run.cause = str(exc)
             self._error_streak += 1
             delay = min(self.options.backoff_initial * 2 ** (self._error_streak - 1), 60.0)
             log.error("reconcile failed: %s; retrying in %.0fs", exc, delay)
             self._retry_in(delay, "retry")
         finally:
             self.running_since = None
-        seconds = time.monotonic() - started
+        return self._finish(run)
+
+    async def _load(self, run: _Run) -> None:
+        """Sync the source and load its manifests; only a valid, non-empty set becomes good."""
+        snapshot = await self.source.sync()
+        run.revision = revision = snapshot.revision
+        state, manifest_errors = await load_off_loop(
+            list(snapshot.paths), self.target.settings.project_id
+        )
+        self.manifest_errors = manifest_errors
+        self.metrics.manifest_errors.set(len(manifest_errors))
+        if manifest_errors:
+            run.end("invalid", [str(e) for e in manifest_errors])
+            for error in manifest_errors:
+                log.error("invalid manifest at revision %s: %s", revision or "-", error)
+            count = len(manifest_errors)
+            run.cause = (
+                f"{count} manifest error{'s' if count != 1 else ''} at revision "
+                f"{revision or '(directory)'}; the last good revision stays in force"
+            )
+        elif not len(state) and not self.options.allow_empty:
+            run.cause = (
+                f"no manifest in {self.source.describe()}; applying nothing "
+                "(serve --allow-empty accepts an empty set)"
+            )
+            run.end("empty", [run.cause])
+            log.error("%s", run.cause)
+        else:
+            self.good = (state, revision)
+
+    async def _apply(self, run: _Run) -> None:
+        """Apply the last good manifests (the current ones, unless they are invalid)."""
+        self.last_report = None
+        if self.good is None:
+            return
+        desired, good_revision = self.good
+        report = await engine.apply(
+            desired,
+            self.target,
+            PlanOptions(
+                prune=self.options.prune,
+                allow_empty=self.options.allow_empty,
+                selector=self.options.selector,
+            ),
+            self.options.apply,
+            ApplyHooks(
+                report=self._log_event,
+                choose=self._choose,
+                on_request=self.metrics.request,
+            ),
+            revision=good_revision,
+            lock_timeout=self.options.lock_timeout,
+        )
+        self.last_report = report
+        self._note_outcomes(report)
+        run.outcomes.update(o.result.value for o in report.outcomes)
+        if not report.ok and run.result == "ok":
+            run.end("failed", [f"{o.key}: {o.error}" for o in report.outcomes if not o.result.ok])
+        if good_revision:
+            self.metrics.revision.info({"revision": good_revision})
+
+    def _finish(self, run: _Run) -> LastReconcile:
+        """Readiness, metrics, the summary for /api/status, the log line, the listeners."""
+        seconds = self.clock.monotonic() - run.started
         self.reconciled_once = True
-        if result != "locked":
-            self.not_ready = cause
-        self.metrics.reconciles.labels(result).inc()
+        if run.result != "locked":
+            self.not_ready = run.cause
+        self.metrics.reconciles.labels(run.result).inc()
         self.metrics.duration.observe(seconds)
         self.metrics.ready.set(1 if self.ready else 0)
-        shown_revision = revision or (self.good[1] if self.good else None)
+        shown_revision = run.revision or (self.good[1] if self.good else None)
         self.last = LastReconcile(
-            time.time(), seconds, result, shown_revision, errors, dict(outcomes)
+            self.clock.wall(), seconds, run.result, shown_revision, run.errors, dict(run.outcomes)
         )
         log.info(
             "reconcile %d: %s in %.2fs (revision %s)",
             self.runs,
-            result,
+            run.result,
             seconds,
             shown_revision or "-",
         )
@@ -435,7 +401,7 @@ class Service:
             "last_reconcile": self.last.to_json() if self.last else None,
             "manifest_errors": [str(e) for e in self.manifest_errors],
             "backoff": {
-                str(k): round(max(0.0, until - time.monotonic()), 1)
+                str(k): round(max(0.0, until - self.clock.monotonic()), 1)
                 for k, (_, until) in sorted(self.backoff.items())
             },
             "deployments": [r.to_json() for r in self.rows],

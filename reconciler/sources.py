@@ -1,5 +1,9 @@
 """Where manifests come from: a directory, or a branch of a git repository.
 
+A source also says when it may have changed: `watch(on_change)` starts telling (a directory
+through a watchdog observer, on its own thread, ignoring editors' swap and temp files and hidden
+folders; git has nothing to watch: the service polls it) and returns the function that stops it.
+
 Git goes through the `git` command line (no home-made protocol): a clone into a cache folder on
 first use, then `fetch` + a detached checkout of the fetched commit; the revision is that
 commit's SHA. A fetch that fails leaves the last checkout in place and raises `SourceError`, so
@@ -12,15 +16,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote, urlsplit
 
 from .errors import ReconcilerError
 from .urls import HIDDEN, redact_url
 
+if TYPE_CHECKING:
+    from watchdog.events import FileSystemEvent
+
 GIT_TIMEOUT = 120.0
+SWAP_SUFFIXES = (".swp", ".swx", ".swo", ".tmp", ".bak", "~")
+Stop = Callable[[], None]
 
 
 class SourceError(ReconcilerError):
@@ -38,6 +48,28 @@ class Snapshot:
 class Source(Protocol):
     def describe(self) -> str: ...
     async def sync(self) -> Snapshot: ...
+    def watch(self, on_change: Callable[[], None]) -> Stop: ...
+
+
+def is_manifest_event(root: Path, event: FileSystemEvent) -> bool:
+    """Whether a file event can change the manifests (not an editor's swap or temp file)."""
+    paths = [event.src_path, getattr(event, "dest_path", "") or ""]
+    for raw in paths:
+        if not raw:
+            continue
+        path = Path(str(raw))
+        try:
+            parts = path.relative_to(root).parts
+        except ValueError:
+            continue
+        if not parts or any(p.startswith(".") for p in parts):
+            continue
+        name = parts[-1]
+        if name.endswith(SWAP_SUFFIXES) or (name.startswith("#") and name.endswith("#")):
+            continue
+        if name.endswith((".yaml", ".yml")) or event.is_directory:
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -50,6 +82,32 @@ class DirectorySource:
     async def sync(self) -> Snapshot:
         return Snapshot((self.path,), None)
 
+    def watch(self, on_change: Callable[[], None]) -> Stop:
+        """Call `on_change` (from the observer's thread) on every manifest file event."""
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        root = self.path.resolve()
+        root.mkdir(parents=True, exist_ok=True)
+
+        class Events(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                if event.event_type in ("opened", "closed_no_write"):
+                    return
+                if is_manifest_event(root, event):
+                    on_change()
+
+        observer = Observer()
+        observer.schedule(Events(), str(root), recursive=True)
+        observer.daemon = True
+        observer.start()
+
+        def stop() -> None:
+            observer.stop()
+            observer.join(5)
+
+        return stop
+
 
 class GitSource:
     """A branch of a git repository, cloned into `cache_root`."""
@@ -60,6 +118,9 @@ class GitSource:
         digest = hashlib.sha256(f"{url}#{branch}".encode()).hexdigest()[:16]
         self.checkout = cache_root / f"git-{digest}"
         self._lock = asyncio.Lock()
+
+    def watch(self, on_change: Callable[[], None]) -> Stop:
+        return lambda: None  # nothing to watch: the service polls on its interval
 
     def describe(self) -> str:
         """The URL without its credentials (`https://***@host/...`), and the branch."""
