@@ -25,12 +25,15 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import statekey
 from .errors import ReconcilerError
 from .model import DeploymentKey, Record, RecordOutcome, SpecPath
 from .statekey import Hasher, KeyMaterial, KeySource
+
+if TYPE_CHECKING:
+    from .pgstate import PostgresStateStore
 
 DEFAULT_STATE_PATH = ".reconciler/state.db"
 JOURNAL_RETENTION = 30 * 24 * 3600.0  # seconds a finished journal entry is kept
@@ -517,6 +520,17 @@ def open_store(
 ) -> StateStore:
     """Open the store at `location` (a file path or a `postgresql://` URL), else
     `$RECONCILER_STATE`, else `.reconciler/state.db`."""
+    return open_backend(location, clock=clock, key=key)
+
+
+def open_backend(
+    location: str | os.PathLike[str] | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+    key: KeyMaterial | None = None,
+) -> SqliteStateStore | PostgresStateStore:
+    """As `open_store`, typed as the backend itself: for the state admin commands (export,
+    import) that use what only backends have. Everything else takes `open_store`."""
     chosen = str(location or os.environ.get("RECONCILER_STATE") or DEFAULT_STATE_PATH)
     if chosen.startswith(("postgresql://", "postgres://")):
         from .pgstate import PostgresStateStore

@@ -61,10 +61,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     import json
     import os
 
-    from ..state import open_store
+    from ..state import open_backend
     from ..statetransfer import export_state
 
-    store = open_store(args.state)
+    store = open_backend(args.state)
     try:
         document = export_state(store)
     finally:
@@ -86,7 +86,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_import(args: argparse.Namespace) -> int:
     from ..errors import ReconcilerError
-    from ..state import open_store
+    from ..state import open_backend
     from ..statetransfer import import_state, parse_document
 
     where = "<stdin>" if args.file == "-" else args.file
@@ -96,7 +96,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ReconcilerError(f"{where}: cannot read ({reason})") from None
     document = parse_document(text, where)
-    store = open_store(args.state)
+    store = open_backend(args.state)
     try:
         done = import_state(store, document)
         print(
