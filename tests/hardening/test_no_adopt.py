@@ -51,7 +51,7 @@ async def test_a_409_on_create_with_no_adopt_fails_and_touches_nothing(
         target,
         PlanOptions(adopt=False),
         ApplyOptions(timeout=30, poll=FAST.poll, adopt=False),
-        confirm=someone_creates_it_now,
+        engine.ApplyHooks(confirm=someone_creates_it_now),
     )
     outcomes = {o.key.name: o for o in report.outcomes}
     assert outcomes["calm-svc"].result.ok
