@@ -23,6 +23,7 @@ from .execute import ApplyOptions, Entry, Executor, Journal, Outcome, Reporter, 
 from .manifests import load_desired
 from .model import DeploymentKey, DesiredState, LiveDeployment, Record
 from .plan import Plan, PlanOptions, make_plan
+from .redact import sensitive_values
 from .simulator import Simulator, SimulatorConfig, transport
 from .state import DEFAULT_STATE_PATH, StateStore, open_store
 from .status import StatusRow, status_rows
@@ -203,6 +204,7 @@ async def apply(
     with open_state(target) as store:
         store.acquire_lock(timeout=lock_timeout)
         async with connect(target, hooks.on_request) as api:
+            api.redact.add(sensitive_values(desired))
             resumed = await resume(api, store, apply_options, clock)
             plan, inputs = await plan_against(desired, store, api, options, revision)
             if expected_fingerprint is not None and plan.fingerprint != expected_fingerprint:

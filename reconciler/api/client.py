@@ -39,6 +39,7 @@ from ..errors import (
     RateLimitedError,
     status_error_class,
 )
+from ..redact import Redactor
 from .models import Deployment, Flavor, Task, TaskState
 
 log = logging.getLogger("reconciler.api")
@@ -82,7 +83,10 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
-def _status_error(method: str, path: str, response: httpx.Response) -> ApiStatusError:
+def _status_error(
+    method: str, path: str, response: httpx.Response, redact: Redactor
+) -> ApiStatusError:
+    """The error for a failed answer; what the API says is redacted (it may echo a secret)."""
     body: Any
     try:
         body = response.json()
@@ -90,16 +94,21 @@ def _status_error(method: str, path: str, response: httpx.Response) -> ApiStatus
         body = None
     fields: dict[str, Any] = {}
     if isinstance(body, dict):
+        detail = body.get("message") or body.get("detail")
+        invalid = body.get("invalid_fields")
         fields = {
             "exception_class": body.get("exception_class"),
-            "detail": body.get("message") or body.get("detail"),
+            "detail": redact(str(detail)) if detail else None,
             "request_id": body.get("request_id"),
-            "invalid_fields": body.get("invalid_fields")
-            if isinstance(body.get("invalid_fields"), dict)
+            "invalid_fields": {
+                str(name): [redact(str(m)) for m in (msgs if isinstance(msgs, list) else [msgs])]
+                for name, msgs in invalid.items()
+            }
+            if isinstance(invalid, dict)
             else None,
         }
     elif response.text:
-        fields = {"detail": response.text.strip()[:200]}
+        fields = {"detail": redact(response.text.strip()[:200])}
     fields.setdefault("request_id", None)
     fields["request_id"] = fields["request_id"] or response.headers.get("x-request-id")
     cls = status_error_class(response.status_code)
@@ -135,6 +144,8 @@ class ApiClient:
         self.page_size = page_size
         self.requests: Counter[tuple[str, int]] = Counter()
         self._on_request = on_request
+        # values never to show in an API message; engine.apply adds the manifests' secrets
+        self.redact = Redactor([key.reveal()])
         self._sleep = sleep
         self._rng = random.Random(seed)
         self._http = httpx.AsyncClient(
@@ -211,7 +222,7 @@ class ApiClient:
                 )
                 if response.is_success:
                     return response
-                error = _status_error(method, path, response)
+                error = _status_error(method, path, response, self.redact)
                 resendable = idempotent or isinstance(error, RateLimitedError)
             if not (error.temporary and resendable) or attempt == attempts - 1:
                 raise error
@@ -308,7 +319,10 @@ class ApiClient:
     # -- tasks and flavors -----------------------------------------------------------------
 
     async def get_task(self, task_id: str) -> Task:
-        return await self._get_model(f"/cloud/v1/tasks/{quote(task_id, safe='')}", Task)
+        task = await self._get_model(f"/cloud/v1/tasks/{quote(task_id, safe='')}", Task)
+        if task.error:
+            task = task.model_copy(update={"error": self.redact(task.error)})
+        return task
 
     async def list_tasks(
         self,

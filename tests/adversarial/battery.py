@@ -33,12 +33,14 @@ from typing import Any
 
 import httpx
 
+from ..canary import CANARIES, assert_no_canary
+
 HERE = Path(__file__).parent
 CASES = HERE / "cases"
 OLD_CORPUS = HERE.parent / "data" / "invalid"
 EXPECT = re.compile(r"# expect: (?:(\d+): (.*)|ok)\s*$")
 LIMIT = 10.0
-CANARY = "canary-adv-7f3a9c"
+CANARY = CANARIES["interpolated"]
 ENV = {
     "ADV_SECRET": CANARY,
     "ADV_NAME": "adv-svc-two",
@@ -131,8 +133,10 @@ def verdict(case: Case, path: Path, run: Run, *, plan: bool) -> tuple[str, str]:
     text = run.out + run.err
     if "Traceback (most recent call last)" in text:
         return "traceback", "a traceback was printed"
-    if CANARY in text:
-        return "leaked", "the canary secret was printed"
+    try:
+        assert_no_canary({"output": text})
+    except AssertionError as leak:
+        return "leaked", str(leak)
     if CONTROL.search(text) or any(line.startswith("::") for line in text.splitlines()):
         return "unsafe output", repr(text[:300])
     if case.line is None:

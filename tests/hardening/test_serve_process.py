@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from ..canary import CANARIES, assert_no_canary
 from ..conftest import manifest
 
 
@@ -42,7 +43,7 @@ def test_serve_keeps_answering_and_logs_only_json(tmp_path: Path) -> None:
     os.mkfifo(folder / "pipe.yaml")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
-    env["RECONCILER_WEBHOOK_SECRET"] = "webhook-secret"
+    env["RECONCILER_WEBHOOK_SECRET"] = CANARIES["webhook_secret"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "reconciler", "serve", "--manifests", str(folder), "--simulate",
          "--state", str(tmp_path / "state.db"), "--listen", f"127.0.0.1:{port}",
@@ -68,6 +69,11 @@ def test_serve_keeps_answering_and_logs_only_json(tmp_path: Path) -> None:
             conn.sendall(b"GARBAGE\x00\r\n\r\n")
             conn.recv(1000)
         assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+        bodies = {
+            path: httpx.get(f"{base}{path}", timeout=5).text
+            for path in ("/", "/api/status", "/metrics", "/healthz", "/readyz")
+        }
+        bodies["bad hook"] = httpx.post(f"{base}/hooks/git", content=b"{}", timeout=5).text
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:
@@ -81,3 +87,4 @@ def test_serve_keeps_answering_and_logs_only_json(tmp_path: Path) -> None:
         record = json.loads(line)  # every line, uvicorn's included, is one JSON object
         assert "Traceback" not in record.get("message", ""), line
     assert "Traceback" not in err
+    assert_no_canary({**bodies, "stderr": err})

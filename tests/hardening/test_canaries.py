@@ -1,0 +1,111 @@
+"""Every canary secret stays out of every output of plan, apply and status (real processes over
+real HTTP to the simulator), out of the state bytes, and out of an API error that echoes one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.simulator import BackgroundServer, Simulator, SimulatorConfig, Timings
+
+from ..canary import CANARIES, assert_no_canary, state_bytes
+
+DEPLOYMENT = """\
+apiVersion: reconciler/v1
+kind: InferenceDeployment
+metadata: {{name: {name}, project_id: 1}}
+spec:
+  image: nginx:latest
+  flavor_name: {flavor}
+  listening_port: 80
+  containers: [{{region_id: 1, scale: {{min: 1, max: 1}}}}]
+  envs:
+    TOKEN: "${{CANARY_VAR}}"
+    PLAIN: {env_value}
+"""
+SECRET = """\
+apiVersion: reconciler/v1
+kind: InferenceSecret
+metadata: {name: sqs-reader, project_id: 1}
+spec:
+  type: aws-iam
+  data: {aws_access_key_id: AKIAEXAMPLE, aws_secret_access_key: "${SECRET_FIELD}"}
+"""
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[BackgroundServer]:
+    timings = Timings(task_queue=0.02, task_run=0.1, rollout=0.1, delete=0.05)
+    config = SimulatorConfig(
+        api_key=CANARIES["api_key"], timings=timings, state_file=str(tmp_path / "sim.json")
+    )
+    with BackgroundServer(Simulator(config)) as srv:
+        yield srv
+
+
+def cli(server: BackgroundServer, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
+    env.update(
+        GCORE_BASE_URL=server.url,
+        GCORE_API_KEY=CANARIES["api_key"],
+        CANARY_VAR=CANARIES["interpolated"],
+        FLV=CANARIES["flavor"],
+        SECRET_FIELD=CANARIES["secret_field"],
+        RECONCILER_WEBHOOK_SECRET=CANARIES["webhook_secret"],
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args, "--state", str(root / "state.db")],
+        env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def test_no_canary_in_any_output(tmp_path: Path, server: BackgroundServer) -> None:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    good = DEPLOYMENT.format(
+        name="good-svc",
+        flavor="inference-16vcpu-232gib-1xh100-80gb",
+        env_value=CANARIES["env_value"],
+    )
+    leaky = DEPLOYMENT.format(name="leaky-svc", flavor='"${FLV}"', env_value=CANARIES["env_value"])
+    (folder / "good.yaml").write_text(good)
+    (folder / "leaky.yaml").write_text(leaky)
+    (folder / "secret.yaml").write_text(SECRET)
+    outputs: dict[str, str | bytes] = {}
+    for fmt in ("text", "json", "markdown"):
+        run = cli(
+            server,
+            tmp_path,
+            "plan",
+            str(folder),
+            "--format",
+            fmt,
+            "--out",
+            str(tmp_path / "p.json"),
+        )
+        assert run.returncode == 0, run.stderr
+        outputs[f"plan {fmt} stdout"], outputs[f"plan {fmt} stderr"] = run.stdout, run.stderr
+        outputs[f"plan {fmt} file"] = (tmp_path / "p.json").read_bytes()
+    for log_format in ("json", "text"):
+        run = cli(
+            server, tmp_path, "apply", str(folder), "--auto-approve", "--log-format", log_format
+        )
+        outputs[f"apply {log_format} stdout"] = run.stdout
+        outputs[f"apply {log_format} stderr"] = run.stderr
+    first = str(outputs["apply json stdout"]) + str(outputs["apply json stderr"])
+    assert "does not exist" in first and "(sensitive)" in first  # the API's echo, redacted
+    status = cli(server, tmp_path, "status", "--format", "json")
+    outputs["status"] = status.stdout + status.stderr
+    outputs["state"] = state_bytes(tmp_path / "state.db")
+    assert_no_canary(outputs)
+    # the simulated cloud holds what it was sent (envs, secrets), like the real API; never the
+    # credentials that were not part of any request body
+    assert_no_canary(
+        {"simulator file": (tmp_path / "sim.json").read_bytes()},
+        [CANARIES["api_key"], CANARIES["webhook_secret"], CANARIES["git_token"]],
+    )
