@@ -15,6 +15,7 @@ another origin cannot read.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -149,10 +150,10 @@ class Ui:
         cached = self._extras_cache.get(found.key)
         if cached is not None and now - cached[0] < self.options.snapshot_ttl:
             return cached[1]
-        extras = {
-            "tasks": await task_states(self.service, task_ids),
-            "logs": await recent_logs(self.service, found, LOG_LINES),
-        }
+        tasks, logs = await asyncio.gather(
+            task_states(self.service, task_ids), recent_logs(self.service, found, LOG_LINES)
+        )
+        extras = {"tasks": tasks, "logs": logs}
         self._extras_cache[found.key] = (now, extras)
         return extras
 
