@@ -14,9 +14,10 @@
             └── ServerError              5xx
 
 Retry decisions read the class, never a message: `ApiError.temporary` is true for the errors a
-later identical request may not meet (transport errors, 429, 5xx). Whether a temporary error may be
-retried at once is still the caller's call: a mutating request whose answer was lost may have
-happened (`ApiTransportError.maybe_applied`), so it is checked, not blindly sent again.
+later identical request may not meet (transport errors, 429, 5xx). The client resends what
+provably never arrived (a refused connection, a 429) by itself; a mutating request that may
+have taken effect (`ApiTransportError.maybe_applied`, or a 5xx) is raised to the executor, whose
+`send_checked` reads the world before it sends that request again.
 
 Messages name the request (method and path, which holds project and deployment name) and the
 API's own words. They never hold the API key: the client never puts it anywhere but a header.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from .model import LiveDeployment
+from .model import DeploymentStatus, LiveDeployment
 
 
 class Health(StrEnum):
@@ -25,10 +25,6 @@ class Health(StrEnum):
         """No point waiting longer for this deployment to change by itself."""
         return self in (Health.HEALTHY, Health.SUSPENDED, Health.MISSING)
 
-    @property
-    def is_ok(self) -> bool:
-        return self is Health.HEALTHY
-
 
 class Sync(StrEnum):
     SYNCED = "Synced"
@@ -42,18 +38,18 @@ def health_of(live: LiveDeployment | None) -> Health:
     if any(c.error_message for c in live.containers_status):
         return Health.DEGRADED
     status = live.status
-    if status == "ACTIVE":
+    if status == DeploymentStatus.ACTIVE:
         return Health.HEALTHY
-    if status == "PENDING":
+    if status == DeploymentStatus.PENDING:
         scaled_to_zero = all(
             (c.get("scale") or {}).get("min") == 0 for c in live.spec_view.get("containers", [])
         )
         return Health.HEALTHY if scaled_to_zero else Health.PROGRESSING
-    if status in ("DEPLOYING", "PARTIALLYDEPLOYED"):
+    if status in (DeploymentStatus.DEPLOYING, DeploymentStatus.PARTIALLYDEPLOYED):
         return Health.PROGRESSING
-    if status == "DISABLED":
+    if status == DeploymentStatus.DISABLED:
         return Health.SUSPENDED
-    if status == "DELETING":
+    if status == DeploymentStatus.DELETING:
         return Health.MISSING
     return Health.UNKNOWN
 

@@ -77,6 +77,34 @@ class DesiredState:
         return {d.key: d for d in self.deployments}
 
 
+class DeploymentStatus(StrEnum):
+    """A deployment's `status` as the API reports it (API.md)."""
+
+    DEPLOYING = "DEPLOYING"
+    PARTIALLYDEPLOYED = "PARTIALLYDEPLOYED"
+    ACTIVE = "ACTIVE"
+    PENDING = "PENDING"
+    DISABLED = "DISABLED"
+    DELETING = "DELETING"
+
+
+class TaskState(StrEnum):
+    """A task's `state` as the API reports it."""
+
+    NEW = "NEW"
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    ERROR = "ERROR"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (TaskState.FINISHED, TaskState.ERROR)
+
+    @property
+    def succeeded(self) -> bool:
+        return self is TaskState.FINISHED
+
+
 RESPONSE_ONLY_FIELDS = frozenset(
     {"name", "project_id", "status", "address", "created_at", "object_references"}
 )

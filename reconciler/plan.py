@@ -34,6 +34,7 @@ from .diff import FieldChange, Hasher, creation, diff, hashed, patch_fields
 from .errors import ReconcilerError
 from .model import (
     DeploymentKey,
+    DeploymentStatus,
     DesiredDeployment,
     DesiredState,
     LiveDeployment,
@@ -42,7 +43,7 @@ from .model import (
 )
 
 PRUNE_ANNOTATION = "reconciler/prune"
-GONE_STATUSES = frozenset({"DELETING"})
+GONE_STATUSES = frozenset({DeploymentStatus.DELETING})
 
 
 class Action(StrEnum):

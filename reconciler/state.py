@@ -9,7 +9,9 @@ user_version` with forward-only migrations; a file from a newer version is refus
 - `journal`: the executor's write-ahead log (intent, task IDs, result);
 - `lock`: who is applying (pid, host, since), so two applies never run against one store.
 
-`StateStore` is the Protocol the rest of the code depends on; `SqliteStateStore` implements it.
+`StateStore` is the Protocol the rest of the code depends on (the lock included);
+`SqliteStateStore` here and `PostgresStateStore` (pgstate.py) implement it, and `open_store`
+picks one from the location. Nothing outside the two backends names either class.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The command line: `validate` and `schema` (contract: DESIGN.md §7)."""
+"""The command line as users run it (contract: DESIGN.md §7): validate and schema, plan and apply
+with `--simulate` in subprocesses, saved and stale plans, SIGTERM during an apply, exit codes."""
 
 from __future__ import annotations
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import random
 
-from reconciler.api import ApiClient
+import pytest
+
+from reconciler.api import ApiClient, Task
 from reconciler.config import ApiSettings, Secret
+from reconciler.errors import ServerError
 from reconciler.execute import PollOptions, Watcher
 from reconciler.model import DeploymentKey
 from reconciler.simulator import Timings, transport
 
 from .conftest import API_KEY, ManualClock, eventually, make_simulator, seed_body
+from .fakes import FakeApi, FakeTime, server_error
 
 FAST = Timings(task_queue=0.02, task_run=0.1, rollout=0.1, delete=0.05)
 POLL = PollOptions(initial=0.02, cap=0.05)
@@ -68,3 +72,78 @@ async def test_a_lone_waiter_polls_on_its_own() -> None:
     watcher = await _watch(1)
     assert watcher.polls["task get"] >= 1 and watcher.polls["task list"] == 0
     assert watcher.polls["deployment get"] == 1 and watcher.polls["deployment list"] == 0
+
+
+# -- on fake time, against the in-process fake API ----------------------------------------------
+
+
+async def test_a_failing_poll_is_retried_then_gives_up_after_max_errors() -> None:
+    api, time = FakeApi(), FakeTime()
+    api.task_state = "RUNNING"
+    [task] = await api.create_deployment(1, {"name": "alpha-svc"})
+    api.fail["get_task"] += [server_error("GET")] * 2 + [lambda: api.finish_tasks()]  # type: ignore[list-item, func-returns-value]
+    options = PollOptions(max_errors=3)
+    async with Watcher(api, asyncio.Semaphore(2), options, clock=time.clock) as watcher:  # type: ignore[arg-type]
+        finished = await watcher.task(1, task)
+        assert finished.state == "FINISHED"  # two failures, then an answer: reset, no harm
+        api.fail["get_task"] += [server_error("GET")] * 3
+        api.task_state = "RUNNING"
+        [other] = await api.create_deployment(1, {"name": "beta-svc"})
+        with pytest.raises(ServerError):
+            await watcher.task(1, other)
+    assert watcher.polls["task get"] == 6
+
+
+async def test_a_wait_past_its_deadline_raises_timeout() -> None:
+    api, time = FakeApi(), FakeTime()
+    api.task_state = "RUNNING"
+    [task] = await api.create_deployment(1, {"name": "alpha-svc"})
+    async with Watcher(api, asyncio.Semaphore(2), clock=time.clock) as watcher:  # type: ignore[arg-type]
+        with pytest.raises(TimeoutError):
+            await watcher.task(1, task, deadline=30.0)
+    assert 30.0 <= time.now < 31.0
+
+
+async def test_a_predicate_that_raises_fails_only_its_waiter() -> None:
+    api, time = FakeApi(), FakeTime()
+    api.seed(1, "alpha-svc")
+
+    def broken(live: object) -> bool:
+        raise ValueError("bad predicate")
+
+    async with Watcher(api, asyncio.Semaphore(2), clock=time.clock) as watcher:  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="bad predicate"):
+            await watcher.deployment(DeploymentKey(1, "alpha-svc"), broken)
+        found = await watcher.deployment(DeploymentKey(1, "alpha-svc"), lambda d: d is not None)
+        assert found is not None and found.status == "ACTIVE"
+
+
+async def test_batches_fall_back_to_a_get_for_tasks_the_list_missed() -> None:
+    api, time = FakeApi(), FakeTime()
+    api.task_state = "RUNNING"
+    tasks = [(await api.create_deployment(1, {"name": f"svc-{i}"}))[0] for i in range(3)]
+    missed = tasks[0]
+    original = api.list_tasks
+
+    async def list_without_the_first(**filters: object) -> list[Task]:
+        api.finish_tasks()
+        return [t for t in await original(**filters) if t.id != missed]
+
+    api.list_tasks = list_without_the_first  # type: ignore[method-assign]
+    async with Watcher(api, asyncio.Semaphore(2), clock=time.clock) as watcher:  # type: ignore[arg-type]
+        done = await asyncio.gather(*(watcher.task(1, t) for t in tasks))
+    assert [t.state for t in done] == ["FINISHED"] * 3
+    assert watcher.polls["task list"] == 1 and watcher.polls["task get"] == 1
+
+
+async def test_a_failed_batch_poll_counts_against_every_waiter() -> None:
+    api, time = FakeApi(), FakeTime()
+    for name in ("a-svc", "b-svc", "c-svc"):
+        api.seed(1, name, status="DEPLOYING")
+    api.fail["list_deployments"] += [server_error("GET"), lambda: api.deployments.clear()]  # type: ignore[list-item, func-returns-value]
+    async with Watcher(api, asyncio.Semaphore(2), clock=time.clock) as watcher:  # type: ignore[arg-type]
+        gone = await asyncio.gather(
+            *(watcher.deployment(DeploymentKey(1, f"{n}-svc"), lambda d: d is None) for n in "abc")
+        )
+    assert gone == [None, None, None]
+    assert watcher.polls["deployment list"] == 2

@@ -7,38 +7,28 @@ request shape (what a manifest holds) is a different thing and lives in `reconci
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..model import DeploymentStatus, TaskState
+
+__all__ = [
+    "ContainerView",
+    "CreatedResources",
+    "DeployStatus",
+    "Deployment",
+    "DeploymentStatus",
+    "Flavor",
+    "ObjectReference",
+    "ScaleView",
+    "Task",
+    "TaskState",
+]
+
 
 class _Answer(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
-
-
-class TaskState(StrEnum):
-    NEW = "NEW"
-    RUNNING = "RUNNING"
-    FINISHED = "FINISHED"
-    ERROR = "ERROR"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in (TaskState.FINISHED, TaskState.ERROR)
-
-    @property
-    def succeeded(self) -> bool:
-        return self is TaskState.FINISHED
-
-
-class DeploymentStatus(StrEnum):
-    DEPLOYING = "DEPLOYING"
-    PARTIALLYDEPLOYED = "PARTIALLYDEPLOYED"
-    ACTIVE = "ACTIVE"
-    PENDING = "PENDING"
-    DISABLED = "DISABLED"
-    DELETING = "DELETING"
 
 
 class DeployStatus(_Answer):
@@ -90,12 +80,6 @@ class Deployment(_Answer):
     api_keys: list[str] | None = None
     auth_enabled: bool = False
     object_references: list[ObjectReference] = Field(default_factory=list)
-
-    @property
-    def container_errors(self) -> list[str]:
-        return [
-            f"region {c.region_id}: {c.error_message}" for c in self.containers if c.error_message
-        ]
 
 
 class CreatedResources(_Answer):

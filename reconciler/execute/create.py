@@ -9,9 +9,8 @@ Creating again happens a bounded number of times.
 
 from __future__ import annotations
 
-from ..api import DeploymentStatus
 from ..errors import ApiError, ConflictError
-from ..model import LiveDeployment
+from ..model import DeploymentStatus, LiveDeployment
 from .adopt import adopt_existing
 from .context import Attempt, Context
 from .finish import finish

@@ -6,8 +6,8 @@ deployment is read again the same way before anything is resent.
 
 from __future__ import annotations
 
-from ..api import DeploymentStatus
 from ..errors import ApiError, NotFoundError
+from ..model import DeploymentStatus
 from .context import Attempt, Context
 from .finish import finish
 from .outcomes import Phase

@@ -1,9 +1,10 @@
 """Serving a simulator: over real HTTP with uvicorn, or in-process through httpx.
 
 `serve()` blocks (the `reconciler simulator` command). `BackgroundServer` runs uvicorn in a thread
-on an ephemeral loopback port: the embedded `--simulate` mode and the end-to-end tests use it, so
-the client talks real HTTP. `transport()` is for fast unit tests: it maps a simulated lost
-response to the transport error a real connection drop gives.
+on an ephemeral loopback port: the end-to-end tests and the benchmarks use it, so the client
+talks real HTTP. `transport()` answers in process: the embedded `--simulate` mode and fast unit
+tests use it; it maps a simulated lost response to the transport error a real connection drop
+gives.
 """
 
 from __future__ import annotations
