@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from .model import DeploymentKey, DesiredState, LiveDeployment, Record
 from .plan import Plan, PlanOptions, make_plan
 from .redact import sensitive_values
 from .simulator import Simulator, SimulatorConfig, transport
-from .state import DEFAULT_STATE_PATH, StateStore, open_store
+from .state import DEFAULT_STATE_PATH, StateStore, _alive, open_store
 from .status import StatusRow, status_rows
 
 SIMULATOR_URL = "http://simulator.invalid"
@@ -259,6 +260,15 @@ def _state_exists(target: Target) -> bool:
 async def status(target: Target, on_request: RequestHook | None = None) -> list[StatusRow]:
     with open_state(target) as store:
         records = store.records()
+        pending = set() if _applying(store) else {e.key for e in store.unfinished()}
         async with connect(target, on_request) as api:
             live = await fetch_live(api, {k.project_id for k in records})
-        return status_rows(records, live, store.hash_value)
+        return status_rows(records, live, store.hash_value, pending)
+
+
+def _applying(store: StateStore) -> bool:
+    """Whether an apply holds the store now (a lock left by a dead process here does not)."""
+    holder = store.holder()
+    if holder is None:
+        return False
+    return holder.host != socket.gethostname() or _alive(holder.pid)

@@ -67,6 +67,7 @@ class Reason(StrEnum):
 
     NEW = "new"
     ADOPT = "adopt"
+    RETRY = "last attempt failed"  # created or changed before, failed, and is not live
     DRIFT_MISSING = "drift: missing"
     DRIFT = "drift"
     MANIFEST_CHANGED = "manifest changed"
@@ -113,6 +114,19 @@ class Change:
     changes: tuple[FieldChange, ...] = ()
     source: str | None = None
     fields: tuple[str, ...] = ()
+    note: str = ""  # what the reason refers to (the last attempt's error)
+
+    @property
+    def why(self) -> str:
+        """The reason in words, for people: `drift` names the drifted fields, a retry its error,
+        and a reason that only repeats the action (`adopt`) says nothing."""
+        if self.reason is Reason.DRIFT and (self.fields or self.changes):
+            names = list(self.fields) or [c.path for c in self.changes]
+            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+            return f"drift: {', '.join(names[:5])}{more}"
+        if self.note:
+            return f"{self.reason}: {self.note}"
+        return "" if self.reason.value == self.action.value else self.reason.value
 
 
 @dataclass(frozen=True)
@@ -142,6 +156,7 @@ class Plan:
                     "project_id": c.key.project_id,
                     "name": c.key.name,
                     "reason": str(c.reason),
+                    **({"note": c.note} if c.note else {}),
                     "source": c.source,
                     "fields": list(c.fields),
                     "changes": [
@@ -196,8 +211,12 @@ def _desired_change(
     body = bodies.body
     source = str(desired.source)
     if live is None:
-        reason = Reason.NEW if record is None else Reason.DRIFT_MISSING
         changes = tuple(creation(body, sensitive=desired.sensitive_paths))
+        if record is not None and record.outcome in (RecordOutcome.FAILED, RecordOutcome.TIMED_OUT):
+            # a failed create is not drift: nothing was deleted out of band
+            note = record.message or str(record.outcome)
+            return Change(desired.key, Action.CREATE, Reason.RETRY, changes, source, note=note)
+        reason = Reason.NEW if record is None else Reason.DRIFT_MISSING
         return Change(desired.key, Action.CREATE, reason, changes, source)
     changes = tuple(
         diff(

@@ -135,6 +135,17 @@ class LiveReporter:
         self.live.__exit__(exc_type, exc, tb)
 
 
+def _result_words(outcome: Outcome) -> str:
+    """`converged in 2.3s`, `deleted in 0.6s`, `failed: <error>`, `timed out after 900s while …`
+    (never `timed_out: timed out`, nor a delete that "converged")."""
+    if outcome.result is Result.CONVERGED:
+        done = "deleted" if outcome.action is Action.DELETE else "converged"
+        return f"{done} in {outcome.seconds:.1f}s"
+    if outcome.result is Result.TIMED_OUT:
+        return outcome.error or "timed out"
+    return f"{outcome.result.value}: {outcome.error}" if outcome.error else outcome.result.value
+
+
 def summary_lines(outcomes: list[Outcome], seconds: float) -> list[str]:
     """The per-deployment summary that ends an apply, then the totals."""
     lines = []
@@ -142,11 +153,7 @@ def summary_lines(outcomes: list[Outcome], seconds: float) -> list[str]:
         if outcome.result is Result.SKIPPED:
             continue  # counted below as unchanged
         symbol = SYMBOLS.get(outcome.result.value, "·")
-        text = f"{symbol} {outcome.key} {outcome.action.value}: {outcome.result.value}"
-        if outcome.result is Result.CONVERGED:
-            text += f" in {outcome.seconds:.1f}s"
-        if outcome.error:
-            text += f": {outcome.error}"
+        text = f"{symbol} {outcome.key} {outcome.action.value}: {_result_words(outcome)}"
         lines.append(text)
     counts = {r: sum(1 for o in outcomes if o.result is r) for r in Result}
     lines.append(

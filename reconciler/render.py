@@ -78,8 +78,9 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         lines.append("")
     for change in shown:
         symbol = change.action.symbol
-        head = f"  {symbol} {escape(str(change.key))}  {change.action.value} "
-        head += f"({escape(change.reason)})"
+        head = f"  {symbol} {escape(str(change.key))}  {change.action.value}"
+        if change.why:
+            head += f" ({escape(change.why)})"
         if change.source:
             head += f"  {escape(change.source)}"
         lines.append(paint(head, change.action))
@@ -90,8 +91,12 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     if not plan.has_changes:
         if shown:
             lines.append("")
-        in_sync = plan.summary()["noop"]
-        lines.append(f"No changes. {in_sync} deployment{'s' if in_sync != 1 else ''} in sync.")
+        in_sync = sum(1 for c in plan.changes if c.reason is Reason.IN_SYNC)
+        kept = sum(1 for c in plan.changes if c.reason.is_orphan and not c.action.mutates)
+        text = f"No changes. {in_sync} deployment{'s' if in_sync != 1 else ''} in sync"
+        if kept:
+            text += f", {kept} orphan{'s' if kept != 1 else ''} kept"
+        lines.append(text + ".")
     lines.append("")
     closing = summary_line(plan)
     lines.append(f"{BOLD}{closing}{RESET}" if color else closing)
@@ -109,7 +114,7 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     head += [f"**{summary_line(plan)}**", ""]
     rows = ["| | deployment | action | reason | changes |", "|:-:|---|---|---|--:|"]
     rows += [
-        f"| {EMOJI[c.action]} | `{_cell(str(c.key))}` | {c.action.value} | {_cell(c.reason)} "
+        f"| {EMOJI[c.action]} | `{_cell(str(c.key))}` | {c.action.value} | {_cell(c.why)} "
         f"| {len(c.changes)} |"
         for c in plan.changes
     ]
@@ -118,13 +123,14 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
         if not change.changes and change.action is not Action.DELETE:
             continue
         diff_lines = [" ".join(field_line(f)) for f in change.changes] or ["- (the deployment)"]
+        why = f" ({_cell(change.why)})" if change.why else ""
         source = f" · <code>{_cell(change.source)}</code>" if change.source else ""
         sections.append(
             "\n".join(
                 [
                     f"<details><summary>{EMOJI[change.action]} "
                     f"<code>{_cell(str(change.key))}</code>: "
-                    f"{change.action.value} ({_cell(change.reason)}){source}</summary>",
+                    f"{change.action.value}{why}{source}</summary>",
                     "",
                     *fence(diff_lines, "diff"),
                     "",

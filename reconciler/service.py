@@ -216,7 +216,7 @@ class Service:
         if drifted:
             self.metrics.drift.inc(len(drifted))
             for change in drifted:
-                log.info("drift detected on %s: %s", change.key, change.reason)
+                log.info("drift detected on %s: %s", change.key, change.why)
         kept = []
         for change in plan.changes:
             if not self.options.self_heal and change.reason.is_drift:

@@ -4,13 +4,13 @@ the web page fetch records and live state and hand them here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .diff import diff
 from .health import Health, Sync, degraded_message, health_of
-from .model import DeploymentKey, LiveDeployment, Record
+from .model import DeploymentKey, LiveDeployment, Record, RecordOutcome
 
 __all__ = ["StatusRow", "status_rows"]
 
@@ -47,14 +47,19 @@ def status_rows(
     records: Mapping[DeploymentKey, Record],
     live: Mapping[DeploymentKey, LiveDeployment],
     hasher: Callable[[object], str],
+    interrupted: Collection[DeploymentKey] = frozenset(),
 ) -> list[StatusRow]:
-    """Sync (recorded spec against live) and health of every owned deployment."""
+    """Sync (recorded spec against live) and health of every owned deployment.
+
+    `interrupted`: deployments with journaled work that no running apply holds."""
     rows = []
     for key, record in sorted(records.items()):
         found = live.get(key)
         health = health_of(found)
         if found is None:
-            sync, status, message = Sync.OUT_OF_SYNC, "", "not found in the API"
+            failed = record.outcome in (RecordOutcome.FAILED, RecordOutcome.TIMED_OUT)
+            gone = f"last attempt failed: {record.message}" if failed else "not found in the API"
+            sync, status, message = Sync.OUT_OF_SYNC, "", gone
         else:
             drift = diff(
                 record.last_applied,
@@ -67,6 +72,8 @@ def status_rows(
             message = degraded_message(found) if health is Health.DEGRADED else ""
             if drift and not message:
                 message = "drift: " + ", ".join(c.path for c in drift[:5])
+        if key in interrupted:
+            message = "interrupted; the next apply resumes it"
         if not message and not record.outcome.settled:
             message = f"last apply: {record.outcome}" + (
                 f": {record.message}" if record.message else ""

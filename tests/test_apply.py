@@ -14,7 +14,7 @@ from reconciler.engine import ApplyHooks, ApplyReport, Target, apply, plan_again
 from reconciler.execute import ApplyOptions, Event, PollOptions, Result
 from reconciler.health import Health, Sync
 from reconciler.manifests import load_desired
-from reconciler.plan import Action, PlanOptions
+from reconciler.plan import Action, Plan, PlanOptions
 from reconciler.simulator import BackgroundServer, Faults, Simulator, SimulatorConfig, Timings
 from reconciler.state import SqliteStateStore
 
@@ -69,6 +69,16 @@ class Rig:
         finally:
             store.close()
         return [(c.key.name, c.action.value) for c in plan.changes]
+
+    async def full_plan(self) -> Plan:
+        desired = load_desired([self.dir], env={})
+        store = SqliteStateStore(self.target.state_path)
+        try:
+            async with ApiClient(self.target.settings) as api:
+                plan, _ = await plan_against(desired, store, api, PlanOptions(prune=True))
+        finally:
+            store.close()
+        return plan
 
     def results(self, report: ApplyReport) -> dict[str, str]:
         """The result of each deployment that was acted on (unchanged ones are `skipped`)."""

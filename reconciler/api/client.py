@@ -140,6 +140,8 @@ class ApiClient:
     ) -> None:
         key = settings.require_key()
         self.base_url = settings.base_url
+        # where a connection error happened, for its message (no userinfo, no path)
+        self._host = httpx.URL(settings.base_url).netloc.decode(errors="replace").rpartition("@")[2]
         self.retry = retry or RetryPolicy()
         self.page_size = page_size
         self.requests: Counter[tuple[str, int]] = Counter()
@@ -204,8 +206,9 @@ class ApiClient:
             except httpx.TransportError as exc:
                 self._count(method, 0)
                 never_sent = isinstance(exc, NEVER_SENT)
+                what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 error = ApiTransportError(
-                    f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+                    f"{what} ({self._host})",
                     method=method,
                     path=path,
                     maybe_applied=not idempotent and not never_sent,
