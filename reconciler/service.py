@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from .manifests.offloop import load_off_loop
 from .metrics import Metrics
 from .model import DeploymentKey, DesiredState
 from .plan import Plan, PlanOptions
+from .runs import LastReconcile, Run
 from .sources import Source, SourceError
 from .state import LockHeld
 from .status import StatusRow
@@ -54,41 +54,6 @@ class ServeOptions:
     backoff_cap: float = 300.0
     shutdown_grace: float = 10.0
     lock_timeout: float = 10.0  # how long a reconcile waits for another apply's lock
-
-
-@dataclass
-class LastReconcile:
-    at: float
-    seconds: float
-    result: str  # ok | failed | invalid | locked | error
-    revision: str | None
-    errors: list[str]
-    outcomes: dict[str, int]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.at)),
-            "seconds": round(self.seconds, 3),
-            "result": self.result,
-            "revision": self.revision,
-            "errors": self.errors,
-            "outcomes": self.outcomes,
-        }
-
-
-@dataclass
-class _Run:
-    """One reconcile as it goes: how it is ending, and what to report."""
-
-    started: float
-    result: str = "ok"  # ok | failed | invalid | empty | locked | error
-    revision: str | None = None
-    errors: list[str] = field(default_factory=list)
-    outcomes: Counter[str] = field(default_factory=Counter)
-    cause: str | None = None  # why /readyz says 503 after this run, if it does
-
-    def end(self, result: str, errors: list[str]) -> None:
-        self.result, self.errors = result, errors
 
 
 class Service:
@@ -265,7 +230,7 @@ class Service:
 
     async def reconcile_once(self) -> LastReconcile:
         """Load the manifests, apply the last good ones, read status; report how it went."""
-        run = _Run(self.clock.monotonic())
+        run = Run(self.clock.monotonic())
         self.running_since = run.started
         self.runs += 1
         try:
@@ -296,7 +261,7 @@ class Service:
             self.running_since = None
         return self._finish(run)
 
-    async def _load(self, run: _Run) -> None:
+    async def _load(self, run: Run) -> None:
         """Sync the source and load its manifests; only a valid, non-empty set becomes good."""
         snapshot = await self.source.sync()
         run.revision = revision = snapshot.revision
@@ -324,7 +289,7 @@ class Service:
         else:
             self.good = (state, revision)
 
-    async def _apply(self, run: _Run) -> None:
+    async def _apply(self, run: Run) -> None:
         """Apply the last good manifests (the current ones, unless they are invalid)."""
         self.last_report = None
         if self.good is None:
@@ -355,7 +320,7 @@ class Service:
         if good_revision:
             self.metrics.revision.info({"revision": good_revision})
 
-    def _finish(self, run: _Run) -> LastReconcile:
+    def _finish(self, run: Run) -> LastReconcile:
         """Readiness, metrics, the summary for /api/status, the log line, the listeners."""
         seconds = self.clock.monotonic() - run.started
         self.reconciled_once = True

@@ -175,7 +175,7 @@ def test_a_stuck_deployment_ends_at_the_deadline_as_degraded(tmp_path: Path) -> 
         assert outcome.result is Result.TIMED_OUT
         assert "Degraded" in outcome.error and "ErrImagePull" in outcome.error
         assert "timed out after 1.5s" in outcome.error
-        assert 1.4 < outcome.seconds < 5
+        # how long it took is measured on fake time in tests/test_execute.py, not here
 
 
 def test_429s_and_5xx_still_converge(tmp_path: Path) -> None:

@@ -235,6 +235,7 @@ def test_apply_a_saved_plan_and_refuse_a_stale_one(tmp_path: Path) -> None:
     assert fresh.returncode == 0, fresh.stderr
 
 
+@pytest.mark.slow  # a real process stopped by a signal
 def test_sigterm_during_apply_journals_and_the_next_apply_resumes(tmp_path: Path) -> None:
     import os
     import signal

@@ -21,6 +21,8 @@ from reconciler.state import SqliteStateStore
 
 from .conftest import API_KEY, manifest
 
+pytestmark = pytest.mark.slow  # kill -9 of real processes, several seconds each
+
 NAMES = ["svc-a", "svc-b", "svc-c"]
 
 

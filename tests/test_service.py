@@ -371,6 +371,7 @@ async def test_webhook_signatures(
 # -- the process -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a real process stopped by a signal
 def test_sigterm_stops_the_service_process_in_time(tmp_path: Path, folder: Path) -> None:
     import os
     import signal
