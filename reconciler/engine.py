@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -179,9 +180,15 @@ async def plan(
     target: Target,
     options: PlanOptions,
     on_request: RequestHook | None = None,
+    *,
+    create_state: bool = False,
 ) -> Plan:
-    """A dry run: the plan against the recorded and live state, changing nothing."""
-    with open_state(target) as store:
+    """A dry run: the plan against the recorded and live state, changing nothing.
+
+    A state that does not exist yet is not created (it is empty), unless `create_state`: a plan
+    saved for `apply --plan` fingerprints secrets with the state's key, which must then exist."""
+    opened = open_state(target) if create_state else _read_state(target)
+    with opened as store:
         async with connect(target, on_request) as api:
             made, _ = await plan_against(desired, store, api, options)
             return made
@@ -257,7 +264,24 @@ def _state_exists(target: Target) -> bool:
 # -- status ----------------------------------------------------------------------------------
 
 
+@contextmanager
+def _read_state(target: Target) -> Iterator[StateStore]:
+    """The target's state for reading: an absent one is an empty throwaway, not created."""
+    if _state_exists(target):
+        with open_state(target) as store:
+            yield store
+        return
+    with tempfile.TemporaryDirectory(prefix="reconciler-") as folder:
+        store = open_store(Path(folder) / "empty.db")
+        try:
+            yield store
+        finally:
+            store.close()
+
+
 async def status(target: Target, on_request: RequestHook | None = None) -> list[StatusRow]:
+    if not _state_exists(target):
+        return []  # nothing is owned yet; and a read does not create the state
     with open_state(target) as store:
         records = store.records()
         pending = set() if _applying(store) else {e.key for e in store.unfinished()}

@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -268,6 +268,7 @@ class Service:
         state, manifest_errors = await load_off_loop(
             list(snapshot.paths), self.target.settings.project_id
         )
+        manifest_errors = [replace(e, file=snapshot.shown(e.file)) for e in manifest_errors]
         self.manifest_errors = manifest_errors
         self.metrics.manifest_errors.set(len(manifest_errors))
         if manifest_errors:

@@ -43,6 +43,18 @@ class Snapshot:
 
     paths: tuple[Path, ...]
     revision: str | None
+    # where file names are shown from: a git checkout's folder, so an error reads
+    # `deploy/app.yaml:3:1`, the place in the repository, not in the clone's cache
+    shown_from: Path | None = None
+
+    def shown(self, file: str) -> str:
+        """`file` as the user knows it (relative to the repository for git)."""
+        if self.shown_from is None:
+            return file
+        try:
+            return Path(file).relative_to(self.shown_from).as_posix()
+        except ValueError:
+            return file
 
 
 class Source(Protocol):
@@ -112,9 +124,14 @@ class DirectorySource:
 class GitSource:
     """A branch of a git repository, cloned into `cache_root`."""
 
-    def __init__(self, url: str, branch: str, cache_root: Path) -> None:
+    def __init__(self, url: str, branch: str, cache_root: Path, subpath: str = "") -> None:
+        """`subpath`: the folder inside the repository that holds the manifests (`deploy/`)."""
+        inside = Path(subpath)
+        if inside.is_absolute() or ".." in inside.parts:
+            raise SourceError(f"--git-path {subpath}: must be a folder inside the repository")
         self.url = url
         self.branch = branch
+        self.subpath = inside
         digest = hashlib.sha256(f"{url}#{branch}".encode()).hexdigest()[:16]
         self.checkout = cache_root / f"git-{digest}"
         self._lock = asyncio.Lock()
@@ -123,8 +140,11 @@ class GitSource:
         return lambda: None  # nothing to watch: the service polls on its interval
 
     def describe(self) -> str:
-        """The URL without its credentials (`https://***@host/...`), and the branch."""
-        return f"{redact_url(self.url, keep_path=True)}#{self.branch}"
+        """The URL without its credentials (`https://***@host/...`), the branch, the folder."""
+        where = f"#{self.branch}"
+        if self.subpath.parts:
+            where += f":{self.subpath.as_posix()}"
+        return f"{redact_url(self.url, keep_path=True)}{where}"
 
     def _scrub(self, text: str) -> str:
         """`text` (git's own words) without the URL's credentials, however git quoted them."""
@@ -180,4 +200,10 @@ class GitSource:
                     "checkout", "--quiet", "--force", "--detach", "FETCH_HEAD", cwd=self.checkout
                 )
             revision = await self._git("rev-parse", "HEAD", cwd=self.checkout)
-            return Snapshot((self.checkout,), revision)
+            root = self.checkout / self.subpath
+            if not root.is_dir():
+                raise SourceError(
+                    f"--git-path {self.subpath.as_posix()}: no such folder in "
+                    f"{self.describe()} at {revision[:12]}"
+                )
+            return Snapshot((root,), revision, shown_from=self.checkout)

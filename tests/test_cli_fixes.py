@@ -197,3 +197,23 @@ def test_every_flag_in_help_has_a_description_and_its_default() -> None:
                 no_default.append(flag)
     assert missing == []
     assert no_default == []
+
+
+# -- read-only commands ------------------------------------------------------------------------
+
+
+def test_plan_and_status_do_not_create_the_state(work: Path) -> None:
+    # failed before: both created .reconciler/state.db (and its key) on a mere read
+    planned = cli(work, "plan", "--simulate", "manifests/", "--state", "st/state.db")
+    assert planned.returncode == 0, planned.stderr
+    assert "1 to create" in planned.stdout
+    shown = cli(work, "status", "--simulate", "--state", "st/state.db")
+    assert shown.returncode == 0, shown.stderr
+    assert "No deployments are owned yet" in shown.stdout
+    assert not (work / "st").exists()
+    saved = cli(
+        work, "plan", "--simulate", "manifests/", "--state", "st/state.db", "--out", "p.json"
+    )
+    assert saved.returncode == 0, saved.stderr
+    applied = cli(work, "apply", "--simulate", "--state", "st/state.db", "--plan", "p.json")
+    assert applied.returncode == 0, applied.stderr  # the saved plan's fingerprint held

@@ -74,7 +74,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     options = plan_options(args)
     desired = engine.load(args.paths, target)
     require_manifests(desired, args.paths, options.allow_empty)
-    plan = asyncio.run(engine.plan(desired, target, options))
+    plan = asyncio.run(engine.plan(desired, target, options, create_state=bool(args.out)))
     sys.stdout.write(render(plan, args.format, color=use_color(sys.stdout, args.color)))
     if args.out:
         saved = plan.to_json()

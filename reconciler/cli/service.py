@@ -144,6 +144,12 @@ def add_serve(sub: Subparsers) -> None:
     where.add_argument("--git-url", metavar="URL", help="follow a branch of this repository")
     p.add_argument("--branch", default="main", help="the branch to follow (default main)")
     p.add_argument(
+        "--git-path",
+        metavar="DIR",
+        help="with --git-url: the folder inside the repository that holds the manifests "
+        "(default: the whole repository)",
+    )
+    p.add_argument(
         "--interval",
         type=seconds,
         default=60.0,
@@ -194,6 +200,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     logs.configure(args.log_format)
     if args.no_adopt:
         raise ReconcilerError("serve always adopts a deployment that has a manifest")
+    if args.git_path and not args.git_url:
+        raise ReconcilerError("--git-path is a folder inside --git-url's repository")
     if args.manifests and not Path(args.manifests).is_dir():
         what = "not a directory" if Path(args.manifests).exists() else "no such directory"
         raise ReconcilerError(f"--manifests {args.manifests}: {what}")
@@ -212,7 +220,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if args.manifests:
         source = DirectorySource(Path(args.manifests))
     else:
-        source = GitSource(args.git_url, args.branch, target.state_path.parent / "git")
+        source = GitSource(
+            args.git_url, args.branch, target.state_path.parent / "git", args.git_path or ""
+        )
     options = ServeOptions(
         interval=args.interval,
         prune=args.prune,
