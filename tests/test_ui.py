@@ -16,10 +16,10 @@ from reconciler.ui import CSP, UiOptions
 from reconciler.ui.view import masked
 from reconciler.urls import commit_url, redact_url
 
-from .conftest import manifest
+from .canary import CANARIES, assert_no_canary
+from .conftest import FLAVOR, manifest
 from .uiharness import TOKEN, BackgroundServer, serving, sim_server
 
-CANARY = "canary-7f3a9c1e5b"
 EVIL = "<script>alert(1)</script>"
 
 
@@ -113,25 +113,30 @@ async def test_pages_forbid_inline_script_and_render_a_script_name_as_text(
 async def test_secrets_never_reach_a_page_or_feed(
     tmp_path: Path, folder: Path, sim: BackgroundServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("UI_CANARY", CANARY)
-    monkeypatch.setenv("UI_CANARY_DESC", CANARY + "-desc")
-    extra = "  envs: {HF_TOKEN: '${UI_CANARY}', PLAIN: also-hidden-value}\n"
+    monkeypatch.setenv("UI_CANARY", CANARIES["interpolated"])
+    monkeypatch.setenv("UI_FLAVOR", CANARIES["flavor"])
+    envs = f"  envs: {{HF_TOKEN: '${{UI_CANARY}}', PLAIN: {CANARIES['env_value']}}}\n"
     (folder / "alpha-svc.yaml").write_text(
-        manifest("alpha-svc", description="${UI_CANARY_DESC}", extra=extra)
+        manifest("alpha-svc", image="${UI_CANARY}", description="${UI_CANARY}", extra=envs)
+    )  # the image shows in the deployment's log lines too
+    # the API answers an unknown flavor with an error that echoes it back
+    (folder / "beta-svc.yaml").write_text(
+        manifest("beta-svc").replace(f"flavor_name: {FLAVOR}", "flavor_name: ${UI_FLAVOR}")
     )
     async with serving(tmp_path, folder, sim) as served, httpx.AsyncClient() as http:
-        assert (served.live("alpha-svc") or {})["envs"]["HF_TOKEN"] == CANARY  # it is live
+        live = served.live("alpha-svc") or {}
+        assert live["envs"]["HF_TOKEN"] == CANARIES["interpolated"]  # it is live
+        assert served.service.last and served.service.last.result == "failed"  # beta-svc
         # drift the secret out of band: the pending plan must show a change, not the value
-        served.sim.simulator.cloud.update(1, "alpha-svc", {"envs": {"HF_TOKEN": "x" + CANARY}}, "r")
-        pages = [
-            await http.get(served.url + path)
-            for path in ("/", "/deployments/1/alpha-svc", "/plan", "/api/status")
-        ]
-    for page in pages:
-        assert page.status_code == 200
-        assert CANARY not in page.text, page.url
-        assert "also-hidden-value" not in page.text
-    assert "envs.HF_TOKEN: (sensitive) -&gt; (sensitive)" in pages[2].text
+        drifted = {"envs": {**live["envs"], "HF_TOKEN": "x" + CANARIES["interpolated"]}}
+        served.sim.simulator.cloud.update(1, "alpha-svc", drifted, "r")
+        paths = ("/", "/deployments/1/alpha-svc", "/deployments/1/beta-svc", "/plan")
+        pages = {path: await http.get(served.url + path) for path in (*paths, "/api/status")}
+    assert all(page.status_code == 200 for page in pages.values())
+    assert_no_canary({path: page.text for path, page in pages.items()})
+    assert "envs.HF_TOKEN: (sensitive) -&gt; (sensitive)" in pages["/plan"].text
+    assert "Flavor &#39;(sensitive)&#39;" in pages["/deployments/1/beta-svc"].text
+    assert "Pulling image &#39;(sensitive)&#39;" in pages["/deployments/1/alpha-svc"].text
 
 
 async def test_read_only_without_the_flag(

@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from .. import engine
+from ..api import ApiClient
 from ..api.objects import InferenceObjects
-from ..diff import SENSITIVE
 from ..errors import ReconcilerError
 from ..health import Health, Sync, health_of
 from ..model import DeploymentKey, DesiredDeployment, LiveDeployment, Record
 from ..plan import Change, Plan, PlanError, PlanOptions, make_plan
+from ..redact import sensitive_values
 from ..service import Service
 from ..state import open_store
 from ..status import StatusRow, status_rows
@@ -87,6 +88,15 @@ def _unknown_row(key: DeploymentKey, record: Record | None) -> StatusRow:
     return StatusRow(key, Sync.UNKNOWN, Health.UNKNOWN, "", revision, applied, "live state unknown")
 
 
+@asynccontextmanager
+async def _connect(service: Service) -> AsyncIterator[ApiClient]:
+    """An API client that redacts the manifests' secrets from whatever the API says."""
+    async with engine.connect(service.target, service.metrics.request) as api:
+        if service.good is not None:
+            api.redact.add(sensitive_values(service.good[0]))
+        yield api
+
+
 async def take(service: Service) -> Snapshot:
     """Read records and live state, and plan against the service's last good manifests."""
     target = service.target
@@ -97,7 +107,7 @@ async def take(service: Service) -> Snapshot:
         records = store.records()
         keys = sorted(set(records) | set(desired))
         try:
-            async with engine.connect(target, service.metrics.request) as api:
+            async with _connect(service) as api:
                 live = await asyncio.wait_for(
                     engine.fetch_live(api, {k.project_id for k in keys}), API_DEADLINE
                 )
@@ -170,44 +180,20 @@ class SnapshotCache:
             return snapshot
 
 
-def _secret_values(view: DeploymentView) -> list[str]:
-    """The plain values of the manifest's secrets, to scrub from log lines."""
-    if view.desired is None:
-        return []
-    body = view.desired.spec.body()
-    paths = set(view.desired.sensitive_paths) | {("envs", k) for k in body.get("envs") or {}}
-    values = []
-    for path in paths:
-        value: Any = body
-        for part in path:
-            try:
-                value = value[part]
-            except (KeyError, IndexError, TypeError):
-                value = None
-                break
-        if isinstance(value, str | int | float) and len(str(value)) >= 4:
-            values.append(str(value))
-    return sorted(values, key=len, reverse=True)
-
-
 async def recent_logs(service: Service, view: DeploymentView, tail: int) -> list[str] | None:
-    """The newest `tail` log lines of a live deployment, secrets scrubbed; None if unreadable."""
+    """The newest `tail` log lines of a live deployment, secrets redacted; None if unreadable."""
     if view.live is None:
         return None
     try:
-        async with engine.connect(service.target, service.metrics.request) as api:
+        async with _connect(service) as api:
             logs = InferenceObjects(api).logs(view.key.project_id, view.key.name, tail=tail)
             lines = await asyncio.wait_for(logs, API_DEADLINE)
+            return [
+                api.redact(f"{line.time} r{line.region_id} {line.pod}: {line.message}")
+                for line in lines
+            ]
     except (ReconcilerError, TimeoutError):
         return None
-    secrets = _secret_values(view)
-    shown = []
-    for line in lines:
-        text = f"{line.time} r{line.region_id} {line.pod}: {line.message}"
-        for secret in secrets:
-            text = text.replace(secret, SENSITIVE)
-        shown.append(text)
-    return shown
 
 
 async def task_states(service: Service, task_ids: Sequence[str]) -> list[tuple[str, str, str]]:
@@ -215,7 +201,7 @@ async def task_states(service: Service, task_ids: Sequence[str]) -> list[tuple[s
     if not task_ids:
         return []
     try:
-        async with engine.connect(service.target, service.metrics.request) as api:
+        async with _connect(service) as api:
             answers = await asyncio.wait_for(
                 asyncio.gather(
                     *(api.get_task(task_id) for task_id in task_ids), return_exceptions=True
