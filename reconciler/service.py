@@ -27,7 +27,7 @@ from . import engine
 from .clock import REAL, Clock
 from .engine import ApplyHooks, Target
 from .errors import ApiError, ReconcilerError
-from .execute import ApplyOptions, Event
+from .execute import ApplyOptions, Event, Phase
 from .manifests import ManifestError
 from .manifests.offloop import load_off_loop
 from .metrics import Metrics
@@ -219,7 +219,7 @@ class Service:
             self._retry_in(soonest - now + 0.01, "retry")
 
     def _log_event(self, event: Event) -> None:
-        if event.phase in ("converged", "failed", "timed_out", "submitted"):
+        if event.phase.is_final or event.phase is Phase.SUBMITTED:
             log.info(
                 "%s %s %s%s",
                 event.key,
