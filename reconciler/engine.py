@@ -24,6 +24,15 @@ from .errors import ReconcilerError
 from .execute import ApplyOptions, Entry, Executor, Journal, Outcome, Reporter, resume
 from .manifests import load_desired
 from .model import DeploymentKey, DesiredState, LiveDeployment, Record
+from .objects_apply import ObjectOutcome
+from .objects_engine import (
+    ObjectRun,
+    ObjectStatusRow,
+    object_state_path,
+    object_status,
+    secrets_dir_for,
+    with_objects,
+)
 from .plan import Plan, PlanOptions, make_plan
 from .redact import sensitive_values
 from .simulator import Simulator, SimulatorConfig, transport
@@ -118,13 +127,28 @@ async def plan_against(
     projects = {d.key.project_id for d in desired} | {k.project_id for k in records}
     live = await fetch_live(api, projects)
     plan = make_plan(desired, records, live, store.hash_value, options, revision)
+    plan = await with_objects(
+        plan,
+        desired,
+        object_state_path(store),
+        api,
+        live,
+        store.hash_value,
+        prune=options.prune,
+        allow_empty=options.allow_empty,
+    )
     return plan, PlanInputs(desired, records, live)
 
 
 def load(
-    paths: Sequence[str], target: Target, env: Mapping[str, str] | None = None
+    paths: Sequence[str],
+    target: Target,
+    env: Mapping[str, str] | None = None,
+    secrets_from: Sequence[str] = (),
 ) -> DesiredState:
-    return load_desired(paths, env=env, default_project_id=target.settings.project_id)
+    return load_desired(
+        paths, env=env, default_project_id=target.settings.project_id, secrets_from=secrets_from
+    )
 
 
 # -- apply -----------------------------------------------------------------------------------
@@ -146,10 +170,11 @@ class ApplyReport:
     seconds: float
     requests: int = 0  # HTTP requests this apply sent, retries and polls included
     task_waits: tuple[float, ...] = ()  # seconds from submitting each action to its task's end
+    object_outcomes: tuple[ObjectOutcome, ...] = ()  # credentials, secrets, API keys
 
     @property
     def ok(self) -> bool:
-        return all(o.result.ok for o in self.outcomes)
+        return all(o.result.ok for o in self.outcomes) and all(o.ok for o in self.object_outcomes)
 
 
 def _yes(plan: Plan) -> bool:
@@ -205,6 +230,7 @@ async def apply(
     revision: str | None = None,
     lock_timeout: float = 10.0,
     clock: Clock = REAL,
+    secrets_dir: Path | None = None,
 ) -> ApplyReport:
     """Resume what a previous run left, plan, confirm, execute. Holds the store's lock."""
     hooks = hooks or ApplyHooks()
@@ -237,7 +263,16 @@ async def apply(
                 revision=revision,
                 clock=clock,
             )
+            objects = ObjectRun(
+                api,
+                object_state_path(store),
+                inputs.desired,
+                store.hash_value,
+                secrets_dir or secrets_dir_for(target.state_path),
+            )
+            written = await objects.before(plan)  # wave 1: what deployments will name
             outcomes = await executor.run(plan)
+            removed = await objects.after(plan)  # last wave: what they no longer name
             return ApplyReport(
                 plan,
                 outcomes,
@@ -245,6 +280,7 @@ async def apply(
                 clock.monotonic() - started,
                 sum(api.requests.values()),
                 tuple(executor.task_waits),
+                (*written, *removed),
             )
 
 
@@ -296,3 +332,10 @@ def _applying(store: StateStore) -> bool:
     if holder is None:
         return False
     return holder.host != socket.gethostname() or _alive(holder.pid)
+
+
+async def status_objects(target: Target) -> list[ObjectStatusRow]:
+    """Sync of every owned credential, secret and API key."""
+    with open_state(target) as store:
+        async with connect(target) as api:
+            return await object_status(object_state_path(store), api, store.hash_value)

@@ -25,7 +25,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -41,6 +41,7 @@ from .model import (
     Record,
     RecordOutcome,
 )
+from .objects_plan import ObjectChange, deployments_wave
 
 PRUNE_ANNOTATION = "reconciler/prune"
 GONE_STATUSES = frozenset({DeploymentStatus.DELETING})
@@ -52,6 +53,8 @@ class Action(StrEnum):
     DELETE = "delete"
     ADOPT = "adopt"
     NOOP = "noop"
+    STOP = "stop"  # POST …/stop: `spec.stopped: true` and live is running
+    START = "start"  # POST …/start: the manifest wants it running and live is DISABLED
 
     @property
     def mutates(self) -> bool:
@@ -59,7 +62,18 @@ class Action(StrEnum):
 
     @property
     def symbol(self) -> str:
-        return {"create": "+", "update": "~", "delete": "-", "adopt": "=", "noop": " "}[self]
+        return {
+            "create": "+",
+            "update": "~",
+            "delete": "-",
+            "adopt": "=",
+            "noop": " ",
+            "stop": "~",
+            "start": "~",
+        }[self]
+
+
+SUMMARY_KEYS = ("create", "update", "delete", "adopt", "noop", "stop", "start", "replace")
 
 
 class Reason(StrEnum):
@@ -76,6 +90,8 @@ class Reason(StrEnum):
     ORPHAN_GONE = "orphan: already gone"
     ORPHAN_KEPT = "orphan: kept (use --prune to delete)"
     ORPHAN_PROTECTED = 'orphan: kept (reconciler/prune is "false")'
+    STOPPED = "stopped: true, live is running"
+    RUNNING = "stopped: false, live is DISABLED"
 
     @property
     def is_drift(self) -> bool:
@@ -128,20 +144,35 @@ class Change:
             return f"{self.reason}: {self.note}"
         return "" if self.reason.value == self.action.value else self.reason.value
 
+    then: Action | None = None  # a stop or start after the create, update or adopt
+
 
 @dataclass(frozen=True)
 class Plan:
     changes: tuple[Change, ...]
     fingerprint: str
     revision: str | None = None
+    objects: tuple[ObjectChange, ...] = ()  # credentials, secrets, API keys (with their waves)
 
     def summary(self) -> dict[str, int]:
-        counts = Counter(c.action for c in self.changes)
-        return {action.value: counts.get(action, 0) for action in Action}
+        counts = Counter(c.action.value for c in self.changes)
+        counts.update(c.then.value for c in self.changes if c.then is not None)
+        counts.update(o.action.value for o in self.objects)
+        return {key: counts.get(key, 0) for key in SUMMARY_KEYS}
 
     @property
     def has_changes(self) -> bool:
-        return any(c.action.mutates for c in self.changes)
+        return any(c.action.mutates for c in self.changes) or any(
+            o.action.mutates for o in self.objects
+        )
+
+    @property
+    def deployments_wave(self) -> int:
+        """The wave deployments run in: after the object writes they may need."""
+        return deployments_wave(self.objects)
+
+    def wave_of(self, change: Change) -> int:
+        return self.deployments_wave if change.action.mutates else 0
 
     def to_json(self) -> dict[str, Any]:
         """The JSON plan of DESIGN.md §7 (`format_version` 1)."""
@@ -151,27 +182,42 @@ class Plan:
             "fingerprint": self.fingerprint,
             "summary": self.summary(),
             "actions": [
-                {
-                    "action": c.action.value,
-                    "project_id": c.key.project_id,
-                    "name": c.key.name,
-                    "reason": str(c.reason),
-                    **({"note": c.note} if c.note else {}),
-                    "source": c.source,
-                    "fields": list(c.fields),
-                    "changes": [
-                        {
-                            "path": f.path,
-                            "before": f.before,
-                            "after": f.after,
-                            "sensitive": f.sensitive,
-                        }
-                        for f in c.changes
-                    ],
-                }
-                for c in self.changes
+                *(
+                    {
+                        "action": c.action.value,
+                        "kind": "InferenceDeployment",
+                        "project_id": c.key.project_id,
+                        "name": c.key.name,
+                        "reason": str(c.reason),
+                        **({"note": c.note} if c.note else {}),
+                        "source": c.source,
+                        "fields": list(c.fields),
+                        "changes": [_field_json(f) for f in c.changes],
+                        "wave": self.wave_of(c),
+                        **({"then": c.then.value} if c.then is not None else {}),
+                    }
+                    for c in self.changes
+                ),
+                *(
+                    {
+                        "action": o.action.value,
+                        "kind": o.key.kind.value,
+                        "project_id": o.key.project_id,
+                        "name": o.key.name,
+                        "reason": o.reason,
+                        "source": o.source,
+                        "fields": [],
+                        "changes": [_field_json(f) for f in o.changes],
+                        "wave": o.wave,
+                    }
+                    for o in self.objects
+                ),
             ],
         }
+
+
+def _field_json(f: FieldChange) -> dict[str, Any]:
+    return {"path": f.path, "before": f.before, "after": f.after, "sensitive": f.sensitive}
 
 
 def selected(labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
@@ -200,7 +246,37 @@ class _Bodies:
         return cls(body, hashed(body, desired.sensitive_paths, hasher))
 
 
+def _power(change: Change, desired: DesiredDeployment, live: LiveDeployment | None) -> Change:
+    """Add the stop or start `spec.stopped` asks for (DESIGN.md §6b)."""
+    stopped = desired.spec.wants_stopped
+    running = live is not None and live.status != "DISABLED"
+    if live is None:
+        want = Action.STOP if stopped else None
+    elif stopped and running:
+        want = Action.STOP
+    elif not stopped and not running:
+        want = Action.START
+    else:
+        want = None
+    if want is None:
+        return change
+    if change.action is Action.NOOP:
+        reason = Reason.STOPPED if want is Action.STOP else Reason.RUNNING
+        return Change(change.key, want, reason, (), change.source)
+    return replace(change, then=want)
+
+
 def _desired_change(
+    desired: DesiredDeployment,
+    record: Record | None,
+    live: LiveDeployment | None,
+    hasher: Hasher,
+    bodies: _Bodies | None = None,
+) -> Change:
+    return _power(_spec_change(desired, record, live, hasher, bodies), desired, live)
+
+
+def _spec_change(
     desired: DesiredDeployment,
     record: Record | None,
     live: LiveDeployment | None,
@@ -267,7 +343,10 @@ def fingerprint(
         }
         digest.update(encode(piece).encode())
         digest.update(b"\n")
-    actions = [[str(c.key), c.action.value, list(c.fields)] for c in changes]
+    actions = [
+        [str(c.key), c.action.value, list(c.fields), c.then.value if c.then else None]
+        for c in changes
+    ]
     digest.update(encode(actions).encode())
     return "sha256:" + digest.hexdigest()
 

@@ -25,6 +25,8 @@ COLORS = {
     Action.DELETE: "\033[31m",
     Action.ADOPT: "\033[36m",
     Action.NOOP: "\033[2m",
+    Action.STOP: "\033[33m",
+    Action.START: "\033[33m",
 }
 RESET = "\033[0m"
 BOLD = "\033[1m"
@@ -34,6 +36,8 @@ EMOJI = {  # emoji are the point in a PR comment
     Action.DELETE: "🗑️",
     Action.ADOPT: "🤝",
     Action.NOOP: "✔️",
+    Action.STOP: "⏹️",
+    Action.START: "▶️",
 }
 
 
@@ -55,10 +59,27 @@ def field_line(change: FieldChange) -> tuple[str, str]:
 
 def summary_line(plan: Plan) -> str:
     s = plan.summary()
+    more = "".join(f", {s[key]} to {key}" for key in ("replace", "stop", "start") if s.get(key))
     return (
         f"Plan: {s['create']} to create, {s['update']} to update, {s['delete']} to delete, "
-        f"{s['adopt']} to adopt, {s['noop']} unchanged."
+        f"{s['adopt']} to adopt{more}, {s['noop']} unchanged."
     )
+
+
+def _object_lines(plan: Plan) -> list[tuple[int, str, Action, list[str]]]:
+    """(wave, head, colour, field lines) of each object that changes or is a kept orphan."""
+    found = []
+    for change in plan.objects:
+        if not change.action.mutates and change.reason == "in sync":
+            continue
+        colour = Action.DELETE if change.action.value == "replace" else Action(change.action.value)
+        head = f"  {change.action.symbol} {escape(str(change.key))}  {change.action.value} "
+        head += f"({escape(change.reason)})"
+        if change.source:
+            head += f"  {escape(change.source)}"
+        fields = [" ".join(field_line(f)) for f in change.changes]
+        found.append((change.wave, head, colour, fields))
+    return found
 
 
 def _listed(change: Change) -> bool:
@@ -73,21 +94,35 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     if plan.revision:
         lines.append(f"Revision {plan.revision}")
     shown = [c for c in plan.changes if _listed(c)]
-    if shown:
+    objects = _object_lines(plan)
+    if shown or objects:
         lines.append("reconciler will:")
         lines.append("")
+    waves = plan.deployments_wave > 1 or any(o[0] > 1 for o in objects)
+    blocks: list[tuple[int, list[str]]] = []
+    for wave, head, colour, fields in objects:
+        blocks.append((wave, [paint(head, colour), *(f"      {f}" for f in fields)]))
     for change in shown:
         symbol = change.action.symbol
         head = f"  {symbol} {escape(str(change.key))}  {change.action.value}"
         if change.why:
             head += f" ({escape(change.why)})"
+        if change.then is not None:
+            head += f", then {change.then.value}"
         if change.source:
             head += f"  {escape(change.source)}"
-        lines.append(paint(head, change.action))
+        block = [paint(head, change.action)]
         for field in change.changes:
             mark, text = field_line(field)
             action = {"+": Action.CREATE, "-": Action.DELETE, "~": Action.UPDATE}[mark]
-            lines.append(paint(f"      {mark} {text}", action))
+            block.append(paint(f"      {mark} {text}", action))
+        blocks.append((plan.wave_of(change), block))
+    current = None
+    for wave, block in sorted(blocks, key=lambda b: b[0]):
+        if waves and wave != current and wave > 0:
+            lines.append(f"  wave {wave}:")
+            current = wave
+        lines.extend(block)
     if not plan.has_changes:
         if shown:
             lines.append("")
@@ -96,6 +131,9 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         text = f"No changes. {in_sync} deployment{'s' if in_sync != 1 else ''} in sync"
         if kept:
             text += f", {kept} orphan{'s' if kept != 1 else ''} kept"
+        objects_in_sync = sum(1 for o in plan.objects if not o.action.mutates)
+        if objects_in_sync:
+            text += f", {objects_in_sync} object{'s' if objects_in_sync != 1 else ''} in sync"
         lines.append(text + ".")
     lines.append("")
     closing = summary_line(plan)

@@ -74,8 +74,18 @@ def test_json_follows_the_contract() -> None:
     data = json.loads(render_json(sample()))
     assert data["format_version"] == 1
     assert data["revision"] is None and data["fingerprint"] == "sha256:abc"
-    assert data["summary"] == {"create": 1, "update": 1, "delete": 1, "adopt": 1, "noop": 1}
+    assert data["summary"] == {
+        "create": 1,
+        "update": 1,
+        "delete": 1,
+        "adopt": 1,
+        "noop": 1,
+        "stop": 0,
+        "start": 0,
+        "replace": 0,
+    }
     first = data["actions"][0]
+    assert (first["kind"], first["wave"]) == ("InferenceDeployment", 1)
     assert {k: first[k] for k in ("action", "project_id", "name", "reason", "source")} == {
         "action": "create",
         "project_id": 1,

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from ..errors import ReconcilerError
+from ..textsafe import escape
 from .common import (
     Subparsers,
     add_color_flag,
@@ -27,6 +28,7 @@ from .common import (
     use_color,
     write_atomic,
 )
+from .manifests import add_secrets_from
 
 if TYPE_CHECKING:
     import asyncio
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 
     from .. import engine
     from ..execute import Event, Reporter
+    from ..objects_apply import ObjectOutcome
+    from ..objects_engine import ObjectStatusRow
     from ..plan import Plan, PlanOptions
     from ..progress import LiveReporter
 
@@ -61,6 +65,7 @@ def add_plan(sub: Subparsers) -> None:
     )
     add_planning_flags(p)
     add_target_flags(p)
+    add_secrets_from(p)
     p.set_defaults(func=_cmd_plan)
 
 
@@ -72,7 +77,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     target = target_of(args)
     options = plan_options(args)
-    desired = engine.load(args.paths, target)
+    desired = engine.load(args.paths, target, secrets_from=args.secrets_from)
     require_manifests(desired, args.paths, options.allow_empty)
     plan = asyncio.run(engine.plan(desired, target, options, create_state=bool(args.out)))
     sys.stdout.write(render(plan, args.format, color=use_color(sys.stdout, args.color)))
@@ -105,6 +110,13 @@ def add_apply(sub: Subparsers) -> None:
     add_execution_flags(p)
     add_planning_flags(p)
     add_target_flags(p)
+    add_secrets_from(p)
+    p.add_argument(
+        "--secrets-dir",
+        metavar="DIR",
+        help="where API key secrets are written, one 0600 file per key "
+        "(default: secrets/ beside the state file)",
+    )
     p.set_defaults(func=_cmd_apply)
 
 
@@ -240,7 +252,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         paths, options, fingerprint = _saved_plan(args.plan)
     else:
         paths, options, fingerprint = args.paths, plan_options(args), None
-    desired = engine.load(paths, target)
+    desired = engine.load(paths, target, secrets_from=args.secrets_from)
     require_manifests(desired, paths, options.allow_empty)
     for line in _resuming(target):
         print(line, file=sys.stderr)
@@ -271,6 +283,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
                 on_plan=on_plan,
             ),
             expected_fingerprint=fingerprint,
+            secrets_dir=Path(args.secrets_dir) if args.secrets_dir else None,
         )
 
     try:
@@ -288,8 +301,11 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         )
         return 130
     lazy.close()
+    deletes = [o for o in result.object_outcomes if o.action.value == "delete"]
+    _print_object_outcomes([o for o in result.object_outcomes if o not in deletes], args)
     if not result.outcomes:
-        return 0
+        _print_object_outcomes(deletes, args)
+        return 0 if result.ok else 1
     lines = summary_lines(result.outcomes, result.seconds)
     if args.log_format == "json":
         for outcome in result.outcomes:
@@ -308,7 +324,15 @@ def _cmd_apply(args: argparse.Namespace) -> int:
             )
     else:
         print("\n".join(lines))
+    _print_object_outcomes(deletes, args)
     return 0 if result.ok else 1
+
+
+def _print_object_outcomes(done: list[ObjectOutcome], args: argparse.Namespace) -> None:
+    for one in done:
+        mark = "✓" if one.ok else "✗"
+        text = f"{mark} {one.key} {one.action.value}: {one.message}"
+        print(escape(text) if args.log_format == "text" else json.dumps(object_json(one)))
 
 
 def add_status(sub: Subparsers) -> None:
@@ -335,9 +359,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     target = target_of(args)
     rows = asyncio.run(engine.status(target))
+    objects = asyncio.run(engine.status_objects(target))
     if args.format == "json":
-        print(json.dumps({"deployments": [r.to_json() for r in rows]}, indent=2))
+        document = {
+            "deployments": [r.to_json() for r in rows],
+            "objects": [o.to_json() for o in objects],
+        }
+        print(json.dumps(document, indent=2))
         return 0
+    _print_objects(objects)
     if not rows:
         print("No deployments are owned yet: run `reconciler apply`.")
         return 0
@@ -359,3 +389,26 @@ def _cmd_status(args: argparse.Namespace) -> int:
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
     return 0
+
+
+def _print_objects(objects: list[ObjectStatusRow]) -> None:
+    if not objects:
+        return
+    width = max(len(str(o.key)) for o in objects)
+    print("OBJECT".ljust(width) + "  SYNC")
+    for obj in objects:
+        print(escape(f"{str(obj.key).ljust(width)}  {obj.sync}  {obj.message}".rstrip()))
+    print()
+
+
+def object_json(done: ObjectOutcome) -> dict[str, object]:
+    """One object's outcome as a JSON line (the secret file's path, never the secret)."""
+    return {
+        "kind": done.key.kind.value,
+        "project_id": done.key.project_id,
+        "name": done.key.name,
+        "action": done.action.value,
+        "result": "converged" if done.ok else "failed",
+        "error": "" if done.ok else done.message,
+        "secret_file": done.secret_file,
+    }

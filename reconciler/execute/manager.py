@@ -25,8 +25,10 @@ from .adopt import adopt
 from .context import Attempt, Context
 from .create import create
 from .delete import delete
+from .failurelogs import with_logs
 from .journal import Intent, JournalResult
 from .outcomes import ActionFailed, ApplyOptions, Event, Outcome, Phase, Reporter, Result
+from .power import start, stop
 from .tasks import Watcher
 from .update import update
 
@@ -38,6 +40,8 @@ VERBS: dict[Action, Verb] = {
     Action.UPDATE: update,
     Action.ADOPT: adopt,
     Action.DELETE: delete,
+    Action.STOP: stop,
+    Action.START: start,
 }
 LAST = frozenset({Action.DELETE})  # run after every other action has ended
 
@@ -104,6 +108,8 @@ class Executor:
         attempt = Attempt(change, desired, entry, started + self.options.timeout)
         try:
             await VERBS[change.action](ctx, attempt)
+            if change.then is not None:  # a stop or start after the spec change
+                await VERBS[change.then](ctx, attempt)
             result, error = Result.CONVERGED, ""
         except TimeoutError:
             result = Result.TIMED_OUT
@@ -115,6 +121,8 @@ class Executor:
         except Exception as exc:  # a bug in one action must not lose the others' outcomes
             log.exception("%s of %s failed unexpectedly", change.action.value, change.key)
             result, error = Result.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+        if result is not Result.CONVERGED and change.action is not Action.DELETE:
+            error = await with_logs(ctx, change.key, error)
         self._close(ctx, attempt, result, error)
         outcome = Outcome(
             change.key,
