@@ -127,15 +127,20 @@ async def test_secrets_never_reach_a_page_or_feed(
         live = served.live("alpha-svc") or {}
         assert live["envs"]["HF_TOKEN"] == CANARIES["interpolated"]  # it is live
         assert served.service.last and served.service.last.result == "failed"  # beta-svc
+        # read before the drift below: a new rollout starts its log lines afresh
+        pages = {
+            "/deployments/1/alpha-svc": await http.get(served.url + "/deployments/1/alpha-svc")
+        }
         # drift the secret out of band: the pending plan must show a change, not the value
         drifted = {"envs": {**live["envs"], "HF_TOKEN": "x" + CANARIES["interpolated"]}}
         served.sim.simulator.cloud.update(1, "alpha-svc", drifted, "r")
         paths = ("/", "/deployments/1/alpha-svc", "/deployments/1/beta-svc", "/plan")
-        pages = {path: await http.get(served.url + path) for path in (*paths, "/api/status")}
+        pages |= {f"{p} (drifted)": await http.get(served.url + p) for p in paths}
+        pages["/api/status"] = await http.get(served.url + "/api/status")
     assert all(page.status_code == 200 for page in pages.values())
     assert_no_canary({path: page.text for path, page in pages.items()})
-    assert "envs.HF_TOKEN: (sensitive) -&gt; (sensitive)" in pages["/plan"].text
-    assert "Flavor &#39;(sensitive)&#39;" in pages["/deployments/1/beta-svc"].text
+    assert "envs.HF_TOKEN: (sensitive) -&gt; (sensitive)" in pages["/plan (drifted)"].text
+    assert "Flavor &#39;(sensitive)&#39;" in pages["/deployments/1/beta-svc (drifted)"].text
     assert "Pulling image &#39;(sensitive)&#39;" in pages["/deployments/1/alpha-svc"].text
 
 
