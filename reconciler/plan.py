@@ -118,6 +118,7 @@ class PlanOptions:
     allow_empty: bool = False
     adopt: bool = True
     selector: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    max_deletes: int | None = None  # a deletion budget: more deletes than this refuse the plan
 
 
 @dataclass(frozen=True)
@@ -396,6 +397,13 @@ def make_plan(
             f"the manifest set is empty, and --prune would delete all {len(deletes)} owned "
             "deployment(s); refusing (a broken checkout must not wipe production). "
             "Pass --allow-empty if this is what you want"
+        )
+    budget = options.max_deletes
+    if budget is not None and len(deletes) > budget:
+        raise PlanError(
+            f"the plan would delete {len(deletes)} deployments, more than the budget of "
+            f"{budget} (a renamed folder or a bad merge must not empty production); "
+            f"if this is intended, pass --max-deletes {len(deletes)}"
         )
     frozen = tuple(changes)
     desired_hashed = {k: b.hashed for k, b in bodies.items()}

@@ -47,6 +47,7 @@ class ServeOptions:
     prune: bool = False
     allow_empty: bool = False
     self_heal: bool = True
+    max_deletes: int | None = 10  # deletion budget per reconcile (serve --max-deletes)
     selector: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     debounce: float = 0.3
     apply: ApplyOptions = field(default_factory=ApplyOptions)
@@ -303,6 +304,7 @@ class Service:
                 prune=self.options.prune,
                 allow_empty=self.options.allow_empty,
                 selector=self.options.selector,
+                max_deletes=self.options.max_deletes,
             ),
             self.options.apply,
             ApplyHooks(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -217,3 +218,104 @@ def test_plan_and_status_do_not_create_the_state(work: Path) -> None:
     assert saved.returncode == 0, saved.stderr
     applied = cli(work, "apply", "--simulate", "--state", "st/state.db", "--plan", "p.json")
     assert applied.returncode == 0, applied.stderr  # the saved plan's fingerprint held
+
+
+# -- validate --format ---------------------------------------------------------------------------
+
+
+def _broken(work: Path) -> None:
+    (work / "broken").mkdir()
+    text = (ROOT / "manifests" / "my-instance.yaml").read_text()
+    (work / "broken" / "app.yaml").write_text(
+        text.replace("listening_port: 80", "listening_port: 0")
+    )
+
+
+def test_validate_format_github_gives_annotations(work: Path) -> None:
+    _broken(work)
+    result = cli(work, "validate", "--format", "github", "broken/")
+    assert result.returncode == 1
+    [line] = result.stdout.splitlines()
+    assert re.fullmatch(
+        r"::error file=broken/app\.yaml,line=\d+,col=\d+,title=spec\.listening_port::"
+        r"must be at least 1, got number 0",
+        line,
+    ), line
+
+
+def test_validate_format_json(work: Path) -> None:
+    _broken(work)
+    bad = cli(work, "validate", "--format", "json", "broken/")
+    assert bad.returncode == 1
+    report = json.loads(bad.stdout)
+    assert report["valid"] is False
+    [error] = report["errors"]
+    assert error["file"] == "broken/app.yaml" and error["path"] == "spec.listening_port"
+    good = cli(work, "validate", "--format", "json", "manifests/")
+    assert good.returncode == 0
+    assert json.loads(good.stdout) == {
+        "valid": True,
+        "files": 1,
+        "deployments": 1,
+        "objects": 0,
+        "errors": [],
+    }
+
+
+# -- the deletion budget -----------------------------------------------------------------------
+
+
+def test_a_plan_over_the_deletion_budget_is_refused(work: Path) -> None:
+    from .conftest import manifest
+
+    for name in ("alpha-svc", "beta-svc", "gamma-svc"):
+        (work / "manifests" / f"{name}.yaml").write_text(manifest(name))
+    applied = cli(work, "apply", "--simulate", "--auto-approve", "manifests/")
+    assert applied.returncode == 0, applied.stderr
+    for name in ("alpha-svc", "beta-svc", "gamma-svc"):
+        (work / "manifests" / f"{name}.yaml").unlink()
+    refused = cli(work, "plan", "--simulate", "--prune", "--max-deletes", "2", "manifests/")
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines()[-1] == (
+        "error: the plan would delete 3 deployments, more than the budget of 2 (a renamed "
+        "folder or a bad merge must not empty production); if this is intended, "
+        "pass --max-deletes 3"
+    )
+    also = cli(
+        work, "apply", "--simulate", "--auto-approve", "--prune", "--max-deletes", "2", "manifests/"
+    )
+    assert also.returncode == 1 and "more than the budget of 2" in also.stderr
+    allowed = cli(work, "plan", "--simulate", "--prune", "--max-deletes", "3", "manifests/")
+    assert allowed.returncode == 0 and "3 to delete" in allowed.stdout
+
+
+async def test_serve_keeps_the_same_budget(tmp_path: Path) -> None:
+    from reconciler.config import ApiSettings, Secret
+    from reconciler.engine import Target
+    from reconciler.service import ServeOptions, Service
+    from reconciler.simulator import BackgroundServer, Simulator, SimulatorConfig
+    from reconciler.sources import DirectorySource
+
+    from .conftest import API_KEY, manifest
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    names = ["alpha-svc", "beta-svc", "gamma-svc"]
+    for name in names:
+        (folder / f"{name}.yaml").write_text(manifest(name))
+    (folder / "keep-svc.yaml").write_text(manifest("keep-svc"))
+    with BackgroundServer(Simulator(SimulatorConfig(api_key=API_KEY))) as server:
+        settings = ApiSettings(base_url=server.url, api_key=Secret(API_KEY))
+        service = Service(
+            DirectorySource(folder),
+            Target(settings, tmp_path / "state.db"),
+            ServeOptions(prune=True, max_deletes=2),
+        )
+        first = await service.reconcile_once()
+        assert first.result == "ok", first.errors
+        for name in names:
+            (folder / f"{name}.yaml").unlink()
+        refused = await service.reconcile_once()
+        assert refused.result == "error"
+        assert "more than the budget of 2" in refused.errors[0]
+        assert all((1, n) in server.simulator.cloud.deployments for n in names)

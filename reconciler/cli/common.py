@@ -50,6 +50,16 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+DEFAULT_MAX_DELETES = 10
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -80,6 +90,14 @@ def add_target_flags(p: argparse.ArgumentParser) -> None:
 def add_planning_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prune", action="store_true", help="delete owned deployments with no manifest")
     add_allow_empty(p)
+    p.add_argument(
+        "--max-deletes",
+        type=non_negative_int,
+        default=DEFAULT_MAX_DELETES,
+        metavar="N",
+        help="refuse a plan that deletes more than N deployments (default "
+        f"{DEFAULT_MAX_DELETES}; serve: per reconcile)",
+    )
     p.add_argument(
         "--selector",
         type=selector,
@@ -140,6 +158,7 @@ def plan_options(args: argparse.Namespace) -> PlanOptions:
         allow_empty=args.allow_empty,
         adopt=not args.no_adopt,
         selector=MappingProxyType(dict(args.selector)),
+        max_deletes=args.max_deletes,
     )
 
 

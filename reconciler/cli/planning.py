@@ -90,6 +90,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             "allow_empty": options.allow_empty,
             "adopt": options.adopt,
             "selector": dict(options.selector),
+            "max_deletes": options.max_deletes,
         }
         write_atomic(args.out, json.dumps(saved, indent=2) + "\n")
     return 2 if args.detailed_exitcode and plan.has_changes else 0
@@ -156,7 +157,10 @@ def _saved_plan(path: str) -> tuple[list[str], PlanOptions, str]:
     chosen = inputs.get("selector", {})
     if not isinstance(chosen, dict) or not all(isinstance(v, str) for v in chosen.values()):
         raise bad("`inputs.selector` must map labels to strings")
-    options = PlanOptions(selector=MappingProxyType(dict(chosen)), **flags)
+    budget = inputs.get("max_deletes")
+    if budget is not None and (not isinstance(budget, int) or budget < 0):
+        raise bad("`inputs.max_deletes` must be a count")
+    options = PlanOptions(selector=MappingProxyType(dict(chosen)), max_deletes=budget, **flags)
     return list(paths), options, fingerprint
 
 

@@ -228,6 +228,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         prune=args.prune,
         allow_empty=args.allow_empty,
         self_heal=not args.no_self_heal,
+        max_deletes=args.max_deletes,
         selector=MappingProxyType(dict(args.selector)),
         apply=apply_options_of(args),
     )
