@@ -36,7 +36,7 @@ from .objects_engine import (
 from .plan import Plan, PlanOptions, make_plan
 from .redact import sensitive_values
 from .simulator import Simulator, SimulatorConfig, transport
-from .state import DEFAULT_STATE_PATH, StateStore, _alive, open_store
+from .state import DEFAULT_STATE_PATH, StateStore, _alive, is_database_url, open_store
 from .status import StatusRow, status_rows
 
 SIMULATOR_URL = "http://simulator.invalid"
@@ -44,11 +44,17 @@ SIMULATOR_URL = "http://simulator.invalid"
 
 @dataclass(frozen=True)
 class Target:
-    """Which API to talk to and where the state lives."""
+    """Which API to talk to and where the state lives.
+
+    The state is a file (`state_path`) or a PostgreSQL database (`state_url`); with a database,
+    `state_path` still names the local working folder (`.reconciler/`: git checkouts, the
+    embedded simulator's cloud) through its parent.
+    """
 
     settings: ApiSettings
     state_path: Path
     simulate: bool = False
+    state_url: str | None = None
 
     @classmethod
     def from_env(
@@ -56,10 +62,26 @@ class Target:
     ) -> Target:
         env = os.environ if env is None else env
         settings = ApiSettings.from_env(env)
-        path = Path(state or env.get("RECONCILER_STATE") or DEFAULT_STATE_PATH)
+        location = state or env.get("RECONCILER_STATE") or DEFAULT_STATE_PATH
         if not simulate:
             settings.require_key()
-        return cls(settings, path, simulate)
+        if is_database_url(location):
+            return cls(settings, Path(DEFAULT_STATE_PATH), simulate, state_url=location)
+        return cls(settings, Path(location), simulate)
+
+    @property
+    def state_location(self) -> str:
+        """What `open_store` takes: the database URL, else the file's path."""
+        return self.state_url or str(self.state_path)
+
+    @property
+    def state_shown(self) -> str:
+        """The state's location for messages: a database URL without its password."""
+        if self.state_url is None:
+            return str(self.state_path)
+        from .pgstate import redact_url
+
+        return redact_url(self.state_url)
 
     @property
     def simulator_file(self) -> Path:
@@ -73,7 +95,7 @@ RequestHook = Callable[[str, int], None]
 @contextmanager
 def open_state(target: Target) -> Iterator[StateStore]:
     """The target's state store, whichever backend holds it; closed (and unlocked) on exit."""
-    store = open_store(target.state_path)
+    store = open_store(target.state_location)
     try:
         yield store
     finally:
@@ -293,8 +315,7 @@ def unfinished(target: Target) -> list[Entry]:
 
 
 def _state_exists(target: Target) -> bool:
-    location = str(target.state_path)
-    return "://" in location or target.state_path.exists()
+    return target.state_url is not None or target.state_path.exists()
 
 
 # -- status ----------------------------------------------------------------------------------

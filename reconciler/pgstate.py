@@ -96,10 +96,6 @@ PG_MIGRATIONS: tuple[str, ...] = (
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 
 
-def is_postgres_url(location: str) -> bool:
-    return location.startswith(("postgresql://", "postgres://"))
-
-
 def redact_url(url: str) -> str:
     """The URL with its password (in the userinfo or the query) replaced by `***`."""
     try:

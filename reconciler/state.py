@@ -514,6 +514,11 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
 
+def is_database_url(location: str) -> bool:
+    """A `postgresql://` (or `postgres://`) URL rather than a file path."""
+    return location.startswith(("postgresql://", "postgres://"))
+
+
 def open_store(
     location: str | os.PathLike[str] | None = None,
     *,
@@ -534,7 +539,7 @@ def open_backend(
     """As `open_store`, typed as the backend itself: for the state admin commands (export,
     import) that use what only backends have. Everything else takes `open_store`."""
     chosen = str(location or os.environ.get("RECONCILER_STATE") or DEFAULT_STATE_PATH)
-    if chosen.startswith(("postgresql://", "postgres://")):
+    if is_database_url(chosen):
         from .pgstate import PostgresStateStore
 
         return PostgresStateStore(chosen, clock=clock, key=key)

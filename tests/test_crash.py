@@ -1,7 +1,9 @@
 """Crash safety with real processes: `kill -9` an apply at chosen moments, then apply again.
 
 Every run must end with all deployments converged, at most one successful create per name seen
-by the simulator, and a state file that passes `PRAGMA integrity_check`.
+by the simulator, and a state that passes its integrity check. Each test runs on a SQLite file
+and on a real PostgreSQL (`state_location`), where the dead apply's lock is released by the
+server itself and two applies at once share one inventory.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.simulator import BackgroundServer, Faults, Simulator, SimulatorConfig, Timings
-from reconciler.state import SqliteStateStore
+from reconciler.state import open_backend, open_store
 
 from .conftest import API_KEY, manifest
 
@@ -34,7 +36,7 @@ def server() -> Iterator[BackgroundServer]:
         yield srv
 
 
-def start_apply(server: BackgroundServer, root: Path) -> subprocess.Popen[str]:
+def start_apply(server: BackgroundServer, root: Path, state: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
     env.update(GCORE_BASE_URL=server.url, GCORE_API_KEY=API_KEY)
     return subprocess.Popen(
@@ -48,7 +50,7 @@ def start_apply(server: BackgroundServer, root: Path) -> subprocess.Popen[str]:
             "--parallelism",
             "1",
             "--state",
-            str(root / "state.db"),
+            state,
             "--log-format",
             "json",
         ],
@@ -71,29 +73,29 @@ def first(method: str, fragment: str, nth: int = 1) -> Callable[[str, str], bool
     return match
 
 
-MOMENTS = {
-    "before-a-post-is-answered": first("POST", "/deployments"),
-    "mid-polling": first("GET", "/cloud/v1/tasks"),
-    "between-actions": first("POST", "/deployments", nth=2),
+MOMENTS = {  # a new matcher per test: each counts the requests of its own run
+    "before-a-post-is-answered": lambda: first("POST", "/deployments"),
+    "mid-polling": lambda: first("GET", "/cloud/v1/tasks"),
+    "between-actions": lambda: first("POST", "/deployments", nth=2),
 }
 
 
 @pytest.mark.parametrize("moment", list(MOMENTS))
 def test_kill_minus_nine_then_apply_again(
-    moment: str, server: BackgroundServer, tmp_path: Path
+    moment: str, server: BackgroundServer, tmp_path: Path, state_location: str
 ) -> None:
     (tmp_path / "manifests").mkdir()
     for name in NAMES:
         (tmp_path / "manifests" / f"{name}.yaml").write_text(manifest(name, max_=1))
     reached = threading.Event()
-    when = MOMENTS[moment]
+    when = MOMENTS[moment]()
 
     def hook(method: str, path: str) -> None:
         if when(method, path):
             reached.set()
 
     server.simulator.on_request = hook
-    victim = start_apply(server, tmp_path)
+    victim = start_apply(server, tmp_path, state_location)
     try:
         assert reached.wait(30), f"the apply never reached {moment}"
         victim.send_signal(signal.SIGKILL)
@@ -101,12 +103,16 @@ def test_kill_minus_nine_then_apply_again(
         victim.wait(30)
     assert victim.returncode == -signal.SIGKILL
     server.simulator.on_request = None
-    left = SqliteStateStore(tmp_path / "state.db")
+    left = open_store(state_location)
     assert left.unfinished(), "the kill should leave journaled work for the next apply"
-    assert left.holder() is not None and left.holder().pid == victim.pid  # type: ignore[union-attr]
+    holder = left.holder()
+    if "://" in state_location:
+        assert holder is None  # the server released the dead session's advisory lock
+    else:
+        assert holder is not None and holder.pid == victim.pid
     left.close()
 
-    survivor = start_apply(server, tmp_path)
+    survivor = start_apply(server, tmp_path, state_location)
     out, err = survivor.communicate(timeout=120)
     assert survivor.returncode == 0, err + out
 
@@ -114,8 +120,32 @@ def test_kill_minus_nine_then_apply_again(
     live = {name: cloud.view(d)["status"] for (_, name), d in cloud.deployments.items()}
     assert live == dict.fromkeys(NAMES, "ACTIVE")
     assert all(n <= 1 for n in server.simulator.creates.values()), server.simulator.creates
-    store = SqliteStateStore(tmp_path / "state.db")
+    store = open_backend(state_location)
     assert store.integrity_ok()
     assert sorted(k.name for k in store.records()) == NAMES
     assert store.unfinished() == []
+    store.close()
+
+
+def test_two_applies_at_once_share_one_inventory(
+    server: BackgroundServer, tmp_path: Path, state_location: str
+) -> None:
+    """One waits for the other's lock (or is refused naming it); never a duplicate create."""
+    (tmp_path / "manifests").mkdir()
+    for name in NAMES:
+        (tmp_path / "manifests" / f"{name}.yaml").write_text(manifest(name, max_=1))
+    runs = [start_apply(server, tmp_path, state_location) for _ in range(2)]
+    outputs = [run.communicate(timeout=120) for run in runs]  # a few lines each: pipes never fill
+    results = [(run.returncode, out, err) for run, (out, err) in zip(runs, outputs, strict=True)]
+    for code, out, err in results:
+        assert code == 0 or "is locked by another apply (pid " in err, (code, out, err)
+    assert any(code == 0 for code, _, _ in results)
+
+    cloud = server.simulator.cloud
+    live = {name: cloud.view(d)["status"] for (_, name), d in cloud.deployments.items()}
+    assert live == dict.fromkeys(NAMES, "ACTIVE")
+    assert dict(server.simulator.creates) == {(1, n): 1 for n in NAMES}
+    store = open_store(state_location)
+    assert sorted(k.name for k in store.records()) == NAMES
+    assert store.unfinished() == [] and store.holder() is None
     store.close()

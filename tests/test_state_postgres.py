@@ -4,6 +4,7 @@ the advisory lock's holder row, migrations racing."""
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
@@ -97,3 +98,36 @@ def test_many_first_openers_at_once_migrate_once(pg_dsn: str) -> None:
     for t in threads:
         t.join(60)
     assert errors == [] and len(hashes) == 6 and len(set(hashes)) == 1
+
+
+def test_plan_apply_status_on_postgresql_never_print_the_password(
+    pg_server: str,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import psycopg
+
+    from reconciler.cli import main
+    from tests.conftest import manifest
+    from tests.pgserver import with_database
+
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE app_{id(tmp_path)} LOGIN PASSWORD '{PASSWORD}'")
+        conn.execute(f"CREATE DATABASE inv_{id(tmp_path)} OWNER app_{id(tmp_path)}")
+    url = with_database(pg_server, f"inv_{id(tmp_path)}").replace(
+        "postgres@", f"app_{id(tmp_path)}:{PASSWORD}@"
+    )
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "a.yaml").write_text(manifest("svc-a"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RECONCILER_STATE", url)
+    assert main(["apply", "m", "--simulate", "--auto-approve"]) == 0
+    assert main(["plan", "m", "--simulate", "--detailed-exitcode"]) == 0  # recorded in PG
+    assert main(["status", "--simulate", "--format", "json"]) == 0
+    monkeypatch.setenv("RECONCILER_STATE", f"postgresql://app:{PASSWORD}@127.0.0.1:1/inv")
+    assert main(["plan", "m", "--simulate"]) == 1
+    out, err = capsys.readouterr()
+    assert "svc-a" in out and "cannot connect" in err
+    assert PASSWORD not in out + err
+    assert not list(tmp_path.glob(".reconciler/*.db"))  # no state file: the state is in PG

@@ -299,7 +299,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     except asyncio.CancelledError:
         lazy.close()
         print(
-            f"interrupted: operations in flight are journaled in {target.state_path}; "
+            f"interrupted: operations in flight are journaled in {target.state_shown}; "
             "the next apply resumes them",
             file=sys.stderr,
         )

@@ -102,7 +102,7 @@ async def take(service: Service) -> Snapshot:
     target = service.target
     desired_state, revision = service.good if service.good else (None, None)
     desired = desired_state.by_key() if desired_state is not None else {}
-    store = open_store(target.state_path)
+    store = open_store(target.state_location)
     try:
         records = store.records()
         keys = sorted(set(records) | set(desired))
