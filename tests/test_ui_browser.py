@@ -200,6 +200,10 @@ async def test_a_failing_deployments_page_shows_the_error_and_log_lines(
         await page.screenshot(path=str(tmp_path / "ui-deployment.png"), full_page=True)
         shoot(tmp_path / "ui-deployment.png")
 
+        phone = await open_page(browser, served.url + "/deployments/1/stuck-svc", PHONE)
+        assert await phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        assert await phone.locator("#logs pre").is_visible()
+
         bad = await open_page(browser, served.url + "/deployments/1/bad-svc")
         error = await bad.locator("#tasks").inner_text()
         assert "Failed to deploy image 'broken/model:1'" in error
