@@ -293,3 +293,22 @@ def test_redact_url_keeps_a_repository_path_but_not_its_credentials() -> None:
 def test_commit_links_only_on_known_hosts(git_url: str, link: str | None) -> None:
     assert commit_url(git_url, "abc1234") == link
     assert commit_url(git_url, "not-a-sha") is None
+
+
+def test_overview_links_the_revision_and_hides_the_git_credentials(tmp_path: Path) -> None:
+    from reconciler.config import ApiSettings
+    from reconciler.engine import Target
+    from reconciler.model import DesiredState
+    from reconciler.service import Service
+    from reconciler.sources import GitSource
+    from reconciler.ui.snapshot import Snapshot
+    from reconciler.ui.view import overview
+
+    url = "https://x-access-token:ghp_s3cr3t@github.com/acme/infra.git"
+    service = Service(GitSource(url, "main", tmp_path), Target(ApiSettings(), tmp_path / "s.db"))
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    service.good = (DesiredState((), 0), revision)
+    shown = overview(service, Snapshot(0.0, (), None), 0.0)
+    assert shown["revision_link"] == f"https://github.com/acme/infra/commit/{revision}"
+    assert shown["source"] == "https://***@github.com/acme/infra.git#main"
+    assert "ghp_s3cr3t" not in repr(shown)
