@@ -8,7 +8,10 @@ The deployments are seeded into the simulator's state file (all ACTIVE), then pl
 in this process, stage by stage (load, list, diff, render), and as `reconciler plan` in its own
 process (wall, CPU and peak RSS of that process alone).
 
-    python bench/plan.py [--count 1000] [--runs 3]
+    python bench/plan.py [--count 1000] [--runs 3] [--state postgresql://…]
+
+`--state URL` keeps the inventory in that PostgreSQL database (it must be empty: the benchmark
+fills it) instead of a SQLite file in a temporary folder.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from reconciler.engine import fetch_live
 from reconciler.manifests import load_desired
 from reconciler.plan import PlanOptions, applied_record, make_plan
 from reconciler.render import render
-from reconciler.state import SqliteStateStore
+from reconciler.state import StateStore, open_store
 
 sys.path.insert(0, str(Path(__file__).parent))
 from load import MANIFEST
@@ -44,7 +47,7 @@ def write_manifests(root: Path, count: int) -> None:
         (root / f"svc-{i:05d}.yaml").write_text(text)
 
 
-def populate(root: Path, sim_file: Path, store: SqliteStateStore) -> None:
+def populate(root: Path, sim_file: Path, store: StateStore) -> None:
     """Every manifest's deployment exists (ACTIVE, in the simulator's file) and is recorded."""
     desired = load_desired([root], env=ENV)
     seed_file(
@@ -54,16 +57,16 @@ def populate(root: Path, sim_file: Path, store: SqliteStateStore) -> None:
         store.save_record(applied_record(d, store.hash_value, applied_at=0, outcome="converged"))
 
 
-def cli_plan(url: str, root: Path, state: Path) -> Run:
+def cli_plan(url: str, root: Path, state: str) -> Run:
     """`reconciler plan` as a user runs it, in its own process."""
     env = {**os.environ, **ENV, "GCORE_BASE_URL": url, "GCORE_API_KEY": KEY}
-    cmd = [sys.executable, "-m", "reconciler", "plan", str(root), "--state", str(state)]
+    cmd = [sys.executable, "-m", "reconciler", "plan", str(root), "--state", state]
     run = run_measured(cmd, env)
     assert run.returncode == 0, run.stdout[-2000:]
     return run
 
 
-async def measure(root: Path, api: ApiClient, store: SqliteStateStore) -> dict[str, float]:
+async def measure(root: Path, api: ApiClient, store: StateStore) -> dict[str, float]:
     figures: dict[str, float] = {}
     wall0, cpu0 = time.perf_counter(), time.process_time()
 
@@ -95,11 +98,14 @@ async def measure(root: Path, api: ApiClient, store: SqliteStateStore) -> dict[s
     return figures
 
 
-async def main_async(count: int, runs: int, as_json: bool) -> None:
+async def main_async(count: int, runs: int, as_json: bool, state: str | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "manifests"
         write_manifests(root, count)
-        store = SqliteStateStore(Path(tmp) / "state.db")
+        location = state or str(Path(tmp) / "state.db")
+        store = open_store(location)
+        if store.records():
+            raise SystemExit("bench/plan.py: --state must name an empty inventory")
         populate(root, Path(tmp) / "sim.json", store)
         flags = ("--task-queue", "0", "--task-run", "0", "--rollout", "0")
         with simulator_process(*flags, "--state-file", str(Path(tmp) / "sim.json")) as url:
@@ -107,7 +113,7 @@ async def main_async(count: int, runs: int, as_json: bool) -> None:
             async with ApiClient(settings) as api:
                 results = [await measure(root, api, store) for _ in range(runs)]
             store.close()
-            cli = [cli_plan(url, root, Path(tmp) / "state.db") for _ in range(runs)]
+            cli = [cli_plan(url, root, location) for _ in range(runs)]
     best = min(results, key=lambda r: r["wall"])
     own = best["load_cpu"] + best["diff_cpu"] + best["render_cpu"]
     top = min(cli, key=lambda r: r.wall)
@@ -123,7 +129,8 @@ async def main_async(count: int, runs: int, as_json: bool) -> None:
         return
     print(
         f"plan: {count} manifests against {count} live deployments (all in sync), "
-        f"best of {runs} runs, {os.cpu_count()} cores"
+        f"best of {runs} runs, {os.cpu_count()} cores, state in "
+        f"{'PostgreSQL' if state else 'SQLite'}"
     )
     print(f"  wall time                          {best['wall'] * 1000:7.0f} ms")
     print(f"  reconciler CPU: load+validate      {best['load_cpu'] * 1000:7.0f} ms")
@@ -148,8 +155,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--state", metavar="URL", help="an empty postgresql:// inventory")
     args = parser.parse_args()
-    asyncio.run(main_async(args.count, args.runs, args.json))
+    asyncio.run(main_async(args.count, args.runs, args.json, args.state))
 
 
 if __name__ == "__main__":
