@@ -162,3 +162,52 @@ def test_serve_refuses_a_notify_url_that_is_not_http(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "--notify-url: expected an http(s) URL" in done.stderr
     assert "secretpw" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_tracker_reports_a_time_out_and_its_change_to_a_failure_once_each() -> None:
+    from types import SimpleNamespace
+    from typing import cast
+
+    from reconciler.execute import Outcome, Result
+    from reconciler.model import DeploymentKey
+    from reconciler.notify import Tracker
+    from reconciler.plan import Action
+    from reconciler.service import Service
+
+    key = DeploymentKey(1, "svc")
+
+    def service(result: str, outcome: Result | None) -> Service:
+        outcomes = [Outcome(key, Action.UPDATE, outcome, error="why")] if outcome else []
+        return cast(
+            Service,
+            SimpleNamespace(
+                last=SimpleNamespace(result=result, revision="r1"),
+                last_report=SimpleNamespace(outcomes=outcomes),
+                manifest_errors=[],
+                drifted={},
+                rows=[],
+            ),
+        )
+
+    tracker = Tracker(clock=lambda: 0.0)
+    seen = [
+        [e.kind.value for e in tracker.observe(service(result, outcome))]
+        for result, outcome in [
+            ("failed", Result.TIMED_OUT),
+            ("failed", Result.TIMED_OUT),
+            ("error", None),  # the API was down: nothing looked at, nothing changes
+            ("failed", Result.FAILED),
+            ("ok", Result.SKIPPED),
+            ("ok", Result.CONVERGED),
+            ("ok", Result.CONVERGED),
+        ]
+    ]
+    assert seen == [
+        ["deployment_timed_out"],
+        [],
+        [],
+        ["deployment_failed"],
+        [],
+        ["deployment_recovered"],
+        [],
+    ]
