@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import inventory
 from .common import Subparsers
 
 
@@ -21,6 +22,7 @@ def add_state(sub: Subparsers) -> Subparsers:
     )
     group = p.add_subparsers(dest="state_command", metavar="COMMAND", required=True)
     add_transfer(group)
+    inventory.add_inventory(group)
     return group
 
 

@@ -1,0 +1,280 @@
+"""`reconciler state list|show|rm` and `reconciler get`: the inventory, as kubectl shows it.
+
+`state` commands read only the state store (no API, no key); `get` adds the live status of each
+owned deployment. A deployment is named `NAME` (unique among owned ones) or `PROJECT/NAME`, or
+`NAME --project P`. A state that does not exist is an empty inventory and is not created.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ReconcilerError
+from .common import Subparsers, add_target_flags
+
+if TYPE_CHECKING:
+    from ..model import DeploymentKey, Record
+    from ..state import StateStore
+
+
+def _add_state_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--state",
+        metavar="PATH|URL",
+        help="state file or postgresql:// URL (default: $RECONCILER_STATE, "
+        "else .reconciler/state.db)",
+    )
+
+
+def _add_name(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", metavar="NAME", help="a deployment: NAME or PROJECT/NAME")
+    p.add_argument("--project", type=int, metavar="P", help="its project, when NAME is not unique")
+
+
+def add_inventory(group: Subparsers) -> None:
+    listing = group.add_parser(
+        "list",
+        help="every owned deployment, from the state store",
+        description="List the inventory: every deployment this reconciler owns, how its last "
+        "apply went, its revision and when. Reads only the state store.",
+    )
+    _add_state_flag(listing)
+    listing.add_argument(
+        "--format", choices=("text", "json"), default="text", help="(default text)"
+    )
+    listing.set_defaults(func=_cmd_list)
+
+    show = group.add_parser(
+        "show",
+        help="one owned deployment's record (secrets as hashes)",
+        description="Print one record as JSON: the last-applied spec (sensitive values as "
+        "keyed hashes), labels, annotations, revision, outcome.",
+    )
+    _add_name(show)
+    _add_state_flag(show)
+    show.set_defaults(func=_cmd_show)
+
+    remove = group.add_parser(
+        "rm",
+        help="stop owning a deployment (the live one is untouched)",
+        description="Remove one deployment from the inventory. Nothing is sent to the API: "
+        "the deployment keeps running, and is no longer pruned, reported or corrected. A "
+        "manifest that still names it would adopt it again.",
+    )
+    _add_name(remove)
+    _add_state_flag(remove)
+    remove.set_defaults(func=_cmd_rm)
+
+
+def _open(location: str | None) -> StateStore | None:
+    """The store, or None when a file store does not exist yet (read: empty; not created)."""
+    import os
+    from pathlib import Path
+
+    from ..state import DEFAULT_STATE_PATH, open_backend
+
+    chosen = location or os.environ.get("RECONCILER_STATE") or DEFAULT_STATE_PATH
+    if "://" not in chosen and not Path(chosen).exists():
+        return None
+    return open_backend(chosen)
+
+
+def _records(location: str | None) -> dict[DeploymentKey, Record]:
+    store = _open(location)
+    if store is None:
+        return {}
+    try:
+        return store.records()
+    finally:
+        store.close()
+
+
+def resolve(name: str, project: int | None, keys: list[DeploymentKey]) -> DeploymentKey:
+    """`NAME`, `PROJECT/NAME` or `NAME --project P` -> the one owned key it means."""
+    head, sep, tail = name.partition("/")
+    if sep and head.isdigit():
+        project, name = int(head), tail
+    found = [k for k in keys if k.name == name and (project is None or k.project_id == project)]
+    if not found:
+        where = f" in project {project}" if project is not None else ""
+        raise NotOwned(f"{name}: no owned deployment of that name{where} (see `state list`)")
+    if len(found) > 1:
+        projects = ", ".join(str(k.project_id) for k in found)
+        raise ReconcilerError(f"{name} is owned in projects {projects}: pass --project P")
+    return found[0]
+
+
+class NotOwned(ReconcilerError):
+    """No owned deployment by that name."""
+
+
+def _applied(when: float | None) -> str:
+    from datetime import UTC, datetime
+
+    if not when:
+        return "-"
+    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def record_json(record: Record) -> dict[str, Any]:
+    return {
+        "project_id": record.key.project_id,
+        "name": record.key.name,
+        "outcome": str(record.outcome),
+        "message": record.message,
+        "revision": record.revision,
+        "applied_at": _applied(record.applied_at),
+        "labels": dict(record.labels),
+        "annotations": dict(record.annotations),
+        "sensitive_paths": sorted(".".join(map(str, p)) for p in record.sensitive_paths),
+        "last_applied": dict(record.last_applied),
+    }
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    records = _records(args.state)
+    if args.format == "json":
+        print(json.dumps({"deployments": [record_json(r) for r in records.values()]}, indent=2))
+        return 0
+    if not records:
+        print("The inventory is empty: nothing is owned yet.")
+        return 0
+    rows: list[tuple[str, ...]] = [("DEPLOYMENT", "OUTCOME", "REVISION", "APPLIED AT", "MESSAGE")]
+    for key, record in sorted(records.items()):
+        rows.append(
+            (
+                str(key),
+                str(record.outcome),
+                (record.revision or "-")[:12],
+                _applied(record.applied_at),
+                record.message,
+            )
+        )
+    print(table(rows))
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    records = _records(args.state)
+    key = resolve(args.name, args.project, list(records))
+    print(json.dumps(record_json(records[key]), indent=2, sort_keys=True))
+    return 0
+
+
+def _cmd_rm(args: argparse.Namespace) -> int:
+    store = _open(args.state)
+    if store is None:
+        raise NotOwned(f"{args.name}: no owned deployment of that name (the inventory is empty)")
+    try:
+        key = resolve(args.name, args.project, list(store.records()))
+        store.acquire_lock()
+        store.forget(key)
+    finally:
+        store.close()
+    print(f"{key}: removed from the inventory; the live deployment is untouched", file=sys.stderr)
+    return 0
+
+
+# -- get -----------------------------------------------------------------------------------------
+
+
+def add_get(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "get",
+        help="owned deployments with their live status (like kubectl get)",
+        description="Show owned deployments (all, or the NAMEs given) with sync, health and "
+        "API status. -o json or yaml prints each one's record and live answer (normalised to "
+        "the request shape, sensitive values hidden); -o wide adds the image, the regions and "
+        "the replicas. Exit 1 if a NAME is not owned.",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="NAME or PROJECT/NAME (default: all)")
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=("table", "wide", "json", "yaml"),
+        default="table",
+        help="(default table)",
+    )
+    p.add_argument(
+        "--project", type=int, metavar="P", help="the project of the NAMEs, when not unique"
+    )
+    add_target_flags(p)
+    p.set_defaults(func=_cmd_get)
+
+
+def _cmd_get(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .. import engine
+    from ..diff import SENSITIVE
+    from ..health import readiness
+    from .common import target_of
+
+    target = target_of(args)
+    records = _records(args.state)
+    keys = [resolve(n, args.project, list(records)) for n in args.names] or sorted(records)
+    chosen = {k: records[k] for k in keys}
+
+    async def fetch() -> dict[DeploymentKey, Any]:
+        async with engine.connect(target) as api:
+            return await engine.fetch_live(api, {k.project_id for k in chosen})
+
+    live = asyncio.run(fetch()) if chosen else {}
+    rows = {r.key: r for r in asyncio.run(engine.status(target)) if r.key in chosen}
+    if args.output in ("json", "yaml"):
+        items = []
+        for key in keys:
+            found = live.get(key)
+            view = dict(found.spec_view) if found is not None else None
+            if view is not None and view.get("envs"):
+                view["envs"] = {k: SENSITIVE for k in view["envs"]}
+            items.append(
+                {
+                    "record": record_json(chosen[key]),
+                    "status": rows[key].to_json(),
+                    "live": view,
+                }
+            )
+        if args.output == "json":
+            print(json.dumps({"deployments": items}, indent=2, sort_keys=True))
+        else:
+            import yaml
+
+            print(yaml.safe_dump({"deployments": items}, sort_keys=True), end="")
+        return 0
+    if not keys:
+        print("No deployments are owned yet: run `reconciler apply`.")
+        return 0
+    head = ("NAME", "PROJECT", "SYNC", "HEALTH", "STATUS", "REVISION")
+    wide = args.output == "wide"
+    out: list[tuple[str, ...]] = [(*head, "IMAGE", "REGIONS", "READY") if wide else head]
+    for key in keys:
+        row = rows[key]
+        cells: tuple[str, ...] = (
+            key.name,
+            str(key.project_id),
+            row.sync.value,
+            row.health.value,
+            row.status or "-",
+            (row.revision or "-")[:12],
+        )
+        if wide:
+            found = live.get(key)
+            image = str(found.spec_view.get("image", "-")) if found else "-"
+            regions = ",".join(str(c.region_id) for c in found.containers_status) if found else "-"
+            ready, total = readiness(found)
+            cells = (*cells, image, regions or "-", f"{ready}/{total}")
+        out.append(cells)
+    print(table(out))
+    return 0

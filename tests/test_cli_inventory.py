@@ -1,0 +1,108 @@
+"""`state list|show|rm`, `get` and `completion`, end to end on the embedded simulator."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .test_cli_fixes import ROOT, cli
+
+
+@pytest.fixture(scope="module")
+def applied(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("inventory")
+    (work / "manifests").mkdir()
+    shutil.copy(ROOT / "manifests" / "my-instance.yaml", work / "manifests")
+    result = cli(work, "apply", "--simulate", "--auto-approve", "manifests/")
+    assert result.returncode == 0, result.stderr
+    return work
+
+
+def test_state_list_and_show(applied: Path) -> None:
+    listed = cli(applied, "state", "list")
+    assert listed.returncode == 0, listed.stderr
+    head, row = listed.stdout.splitlines()
+    assert head.split() == ["DEPLOYMENT", "OUTCOME", "REVISION", "APPLIED", "AT", "MESSAGE"]
+    assert row.split()[:3] == ["1/my-instance", "converged", "-"]
+    as_json = json.loads(cli(applied, "state", "list", "--format", "json").stdout)
+    [record] = as_json["deployments"]
+    assert record["name"] == "my-instance" and record["labels"] == {"team": "demo"}
+    shown = json.loads(cli(applied, "state", "show", "1/my-instance").stdout)
+    assert shown["last_applied"]["image"] == "nginx:latest"
+    assert shown["last_applied"]["envs"]["DEBUG_MODE"].startswith("hmac-sha256:")  # never clear
+    missing = cli(applied, "state", "show", "nope-svc")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (
+        "error: nope-svc: no owned deployment of that name (see `state list`)"
+    )
+
+
+def test_get_table_wide_json_and_yaml(applied: Path) -> None:
+    table = cli(applied, "get", "--simulate")
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[1].split() == [
+        "my-instance",
+        "1",
+        "Synced",
+        "Healthy",
+        "ACTIVE",
+        "-",
+    ]
+    wide = cli(applied, "get", "--simulate", "-o", "wide", "my-instance").stdout.splitlines()
+    assert wide[1].split()[-3:] == ["nginx:latest", "1", "1/1"]
+    [item] = json.loads(cli(applied, "get", "--simulate", "-o", "json").stdout)["deployments"]
+    assert item["status"]["health"] == "Healthy"
+    assert item["live"]["envs"] == {"DEBUG_MODE": "(sensitive)"}  # the API's clear value hidden
+    [again] = yaml.safe_load(cli(applied, "get", "--simulate", "-o", "yaml").stdout)["deployments"]
+    assert again == item
+    assert cli(applied, "get", "--simulate", "nope-svc").returncode == 1
+
+
+def test_state_rm_stops_owning_without_touching_the_live_one(applied: Path) -> None:
+    gone = cli(applied, "state", "rm", "my-instance")
+    assert gone.returncode == 0, gone.stderr
+    assert "removed from the inventory; the live deployment is untouched" in gone.stderr
+    assert "nothing is owned yet" in cli(applied, "state", "list").stdout
+    cloud = json.loads((applied / ".reconciler" / "simulator.json").read_text())
+    assert "my-instance" in json.dumps(cloud)
+    replan = cli(applied, "plan", "--simulate", "manifests/")
+    assert "= 1/my-instance  adopt" in replan.stdout
+
+
+def test_read_only_inventory_commands_create_no_state(tmp_path: Path) -> None:
+    assert "nothing is owned yet" in cli(tmp_path, "state", "list").stdout
+    assert not (tmp_path / ".reconciler").exists()
+
+
+def test_bash_completion_completes_commands_and_flags() -> None:
+    script = cli(ROOT, "completion", "bash").stdout
+
+    def complete(*words: str) -> list[str]:
+        probe = (
+            f"COMP_WORDS=({' '.join(words)}); COMP_CWORD={len(words) - 1}; "
+            '_reconciler; echo "${COMPREPLY[@]}"'
+        )
+        out = subprocess.run(
+            ["bash", "-c", script + "\n" + probe], capture_output=True, text=True, check=True
+        )
+        return out.stdout.split()
+
+    assert complete("reconciler", "pl") == ["plan"]
+    assert "--max-deletes" in complete("reconciler", "apply", "--m")
+    assert complete("reconciler", "state", "l") == ["list"]
+    assert complete("reconciler", "completion", "--h") == ["--help"]
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_other_shells_get_a_script(shell: str) -> None:
+    result = cli(ROOT, "completion", shell)
+    assert result.returncode == 0
+    if shell == "fish":
+        assert "complete -c reconciler -n __fish_use_subcommand -a plan" in result.stdout
+    else:
+        assert result.stdout.startswith("# zsh completion") and "bashcompinit" in result.stdout
