@@ -357,6 +357,8 @@ def _applying(store: StateStore) -> bool:
 
 async def status_objects(target: Target) -> list[ObjectStatusRow]:
     """Sync of every owned credential, secret and API key."""
+    if not _state_exists(target):
+        return []  # nothing is owned yet; and a read does not create the state
     with open_state(target) as store:
         async with connect(target) as api:
             return await object_status(object_state_path(store), api, store.hash_value)
