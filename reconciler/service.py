@@ -192,7 +192,7 @@ class Service:
                 log.info("%s: backing off for %.0fs more", change.key, waiting[1] - now)
                 continue
             kept.append(change)
-        return Plan(tuple(kept), plan.fingerprint, plan.revision)
+        return replace(plan, changes=tuple(kept))  # the objects' part goes on as planned
 
     def _note_outcomes(self, report: engine.ApplyReport) -> None:
         now = self.clock.monotonic()

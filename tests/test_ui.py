@@ -312,3 +312,22 @@ def test_overview_links_the_revision_and_hides_the_git_credentials(tmp_path: Pat
     assert shown["revision_link"] == f"https://github.com/acme/infra/commit/{revision}"
     assert shown["source"] == "https://***@github.com/acme/infra.git#main"
     assert "ghp_s3cr3t" not in repr(shown)
+
+
+async def test_owned_credentials_secrets_and_keys_are_listed_without_their_secrets(
+    tmp_path: Path, folder: Path, sim: BackgroundServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UI_REGISTRY_PASSWORD", CANARIES["secret_field"])
+    (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc"))
+    (folder / "ghcr.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: InferenceRegistryCredential\n"
+        "metadata: {name: ghcr-bot, project_id: 1}\n"
+        "spec: {registry_url: ghcr.io, username: bot, password: '${UI_REGISTRY_PASSWORD}'}\n"
+    )
+    async with serving(tmp_path, folder, sim) as served, httpx.AsyncClient() as http:
+        page = await http.get(served.url + "/")
+        # serve applies the other kinds too (it dropped them before: its plan lost `objects`)
+        assert served.sim.simulator.cloud.objects.exists("registry_credentials", 1, "ghcr-bot")
+    row = re.search(r'<tr data-object="InferenceRegistryCredential/1/ghcr-bot">.*?</tr>', page.text)
+    assert row and "Synced" in row[0]
+    assert_no_canary({"/": page.text})

@@ -24,6 +24,7 @@ from ..api.objects import InferenceObjects
 from ..errors import ReconcilerError
 from ..health import Health, Sync, health_of
 from ..model import DeploymentKey, DesiredDeployment, LiveDeployment, Record
+from ..objects_engine import ObjectStatusRow, object_state_path, object_status
 from ..plan import Change, Plan, PlanError, PlanOptions, make_plan
 from ..redact import sensitive_values
 from ..service import Service
@@ -67,6 +68,7 @@ class Snapshot:
     plan: Plan | None
     plan_error: str | None = None
     api_error: str | None = None
+    objects: tuple[ObjectStatusRow, ...] = ()  # owned credentials, secrets and API keys
 
     def find(self, key: DeploymentKey) -> DeploymentView | None:
         return next((d for d in self.deployments if d.key == key), None)
@@ -108,8 +110,12 @@ async def take(service: Service) -> Snapshot:
         keys = sorted(set(records) | set(desired))
         try:
             async with _connect(service) as api:
-                live = await asyncio.wait_for(
-                    engine.fetch_live(api, {k.project_id for k in keys}), API_DEADLINE
+                live, objects = await asyncio.wait_for(
+                    asyncio.gather(
+                        engine.fetch_live(api, {k.project_id for k in keys}),
+                        object_status(object_state_path(store), api, store.hash_value),
+                    ),
+                    API_DEADLINE,
                 )
         except (ReconcilerError, TimeoutError) as exc:
             views = tuple(
@@ -147,7 +153,7 @@ async def take(service: Service) -> Snapshot:
         )
         for key in keys
     )
-    return Snapshot(time.time(), views, plan, plan_error)
+    return Snapshot(time.time(), views, plan, plan_error, objects=tuple(objects))
 
 
 class SnapshotCache:

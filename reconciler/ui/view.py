@@ -198,6 +198,17 @@ def overview(service: Service, snap: Snapshot, now: float) -> dict[str, Any]:
         "plan_error": snap.plan_error,
         "api_error": snap.api_error,
         "taken": when(snap.taken_at, now),
+        "objects": [
+            {
+                "kind": o.key.kind.value,
+                "project": o.key.project_id,
+                "name": o.key.name,
+                "sync": o.sync,
+                "applied": when(o.last_applied_at, now),
+                "message": o.message,
+            }
+            for o in snap.objects
+        ],
     }
 
 
