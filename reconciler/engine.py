@@ -156,7 +156,7 @@ async def plan_against(
         api,
         live,
         store.hash_value,
-        prune=options.prune,
+        prune=options.prune and not options.targets,  # --target narrows to deployments
         allow_empty=options.allow_empty,
     )
     return plan, PlanInputs(desired, records, live)

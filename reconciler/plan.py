@@ -119,6 +119,8 @@ class PlanOptions:
     adopt: bool = True
     selector: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     max_deletes: int | None = None  # a deletion budget: more deletes than this refuse the plan
+    targets: frozenset[str] = frozenset()  # only these deployments (NAME or PROJECT/NAME)
+    force: bool = False  # prune even what `reconciler/prune: "false"` protects (destroy --force)
 
 
 @dataclass(frozen=True)
@@ -225,8 +227,13 @@ def selected(labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
+def targeted(key: DeploymentKey, targets: frozenset[str]) -> bool:
+    """Whether `--target` lets `key` in (no target: everything)."""
+    return not targets or key.name in targets or str(key) in targets
+
+
 def _orphan(record: Record, live: LiveDeployment | None, options: PlanOptions) -> Change:
-    if record.annotations.get(PRUNE_ANNOTATION) == "false":
+    if record.annotations.get(PRUNE_ANNOTATION) == "false" and not options.force:
         return Change(record.key, Action.NOOP, Reason.ORPHAN_PROTECTED)
     if not options.prune:
         return Change(record.key, Action.NOOP, Reason.ORPHAN_KEPT)
@@ -372,6 +379,18 @@ def make_plan(
         if k in wanted or (k not in has_manifest and selected(r.labels, options.selector))
     }
     present = {k: v for k, v in live.items() if v.status not in GONE_STATUSES}
+    if options.targets:
+        known = set(wanted) | set(owned)
+        unmatched = sorted(
+            t for t in options.targets if not any(targeted(k, frozenset({t})) for k in known)
+        )
+        if unmatched:
+            raise PlanError(
+                f"--target {', '.join(unmatched)}: no such deployment among the manifests "
+                "and the owned ones"
+            )
+        wanted = {k: d for k, d in wanted.items() if targeted(k, options.targets)}
+        owned = {k: r for k, r in owned.items() if targeted(k, options.targets)}
 
     unowned = sorted(k for k in wanted if k in present and k not in owned)
     if unowned and not options.adopt:

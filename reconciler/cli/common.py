@@ -150,6 +150,16 @@ def target_of(args: argparse.Namespace) -> Target:
     return target
 
 
+def add_target_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this deployment (NAME or PROJECT/NAME; repeatable)",
+    )
+
+
 def plan_options(args: argparse.Namespace) -> PlanOptions:
     from ..plan import PlanOptions
 
@@ -159,6 +169,7 @@ def plan_options(args: argparse.Namespace) -> PlanOptions:
         adopt=not args.no_adopt,
         selector=MappingProxyType(dict(args.selector)),
         max_deletes=args.max_deletes,
+        targets=frozenset(getattr(args, "target", None) or ()),
     )
 
 

@@ -92,6 +92,11 @@ def _records(location: str | None) -> dict[DeploymentKey, Record]:
         store.close()
 
 
+def owned_keys(location: str | None) -> list[DeploymentKey]:
+    """Every owned deployment's key (none when the state does not exist)."""
+    return sorted(_records(location))
+
+
 def resolve(name: str, project: int | None, keys: list[DeploymentKey]) -> DeploymentKey:
     """`NAME`, `PROJECT/NAME` or `NAME --project P` -> the one owned key it means."""
     head, sep, tail = name.partition("/")

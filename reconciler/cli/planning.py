@@ -20,6 +20,7 @@ from .common import (
     add_color_flag,
     add_execution_flags,
     add_planning_flags,
+    add_target_flag,
     add_target_flags,
     apply_options_of,
     plan_options,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
     from .. import engine
     from ..execute import Event, Reporter
+    from ..model import DesiredState
     from ..objects_apply import ObjectOutcome
     from ..objects_engine import ObjectStatusRow
     from ..plan import Plan, PlanOptions
@@ -57,6 +59,7 @@ def add_plan(sub: Subparsers) -> None:
         help="text for a terminal, json for scripts, markdown for a pull request (default text)",
     )
     p.add_argument("--out", metavar="FILE", help="also save the plan as JSON, for apply --plan")
+    add_target_flag(p)
     add_color_flag(p)
     p.add_argument(
         "--detailed-exitcode",
@@ -91,6 +94,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             "adopt": options.adopt,
             "selector": dict(options.selector),
             "max_deletes": options.max_deletes,
+            "targets": sorted(options.targets),
         }
         write_atomic(args.out, json.dumps(saved, indent=2) + "\n")
     return 2 if args.detailed_exitcode and plan.has_changes else 0
@@ -107,6 +111,7 @@ def add_apply(sub: Subparsers) -> None:
     p.add_argument("paths", nargs="*", metavar="PATH")
     p.add_argument("--plan", metavar="FILE", help="apply exactly this saved plan (plan --out)")
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    add_target_flag(p)
     add_color_flag(p)
     add_execution_flags(p)
     add_planning_flags(p)
@@ -160,7 +165,15 @@ def _saved_plan(path: str) -> tuple[list[str], PlanOptions, str]:
     budget = inputs.get("max_deletes")
     if budget is not None and (not isinstance(budget, int) or budget < 0):
         raise bad("`inputs.max_deletes` must be a count")
-    options = PlanOptions(selector=MappingProxyType(dict(chosen)), max_deletes=budget, **flags)
+    targets = inputs.get("targets", [])
+    if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+        raise bad("`inputs.targets` must be a list of names")
+    options = PlanOptions(
+        selector=MappingProxyType(dict(chosen)),
+        max_deletes=budget,
+        targets=frozenset(targets),
+        **flags,
+    )
     return list(paths), options, fingerprint
 
 
@@ -214,10 +227,13 @@ def _check_apply_args(args: argparse.Namespace) -> None:
         raise ReconcilerError("give manifest paths, or --plan FILE, not both")
     if not args.plan and not args.paths:
         raise ReconcilerError("give manifest paths, or --plan FILE")
-    if args.plan and (args.prune or args.selector or args.no_adopt or args.allow_empty):
+    if args.plan and (
+        args.prune or args.selector or args.no_adopt or args.allow_empty or args.target
+    ):
         raise ReconcilerError(
             "--plan FILE applies the plan as it was made: "
-            "--prune, --selector, --no-adopt and --allow-empty belong to `reconciler plan`"
+            "--prune, --selector, --target, --no-adopt and --allow-empty belong to "
+            "`reconciler plan`"
         )
 
 
@@ -236,15 +252,10 @@ def _resuming(target: engine.Target) -> list[str]:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
-    import asyncio
-    import signal
-
     from .. import engine
-    from ..progress import LogReporter, summary_lines
-    from ..render import render
 
     _check_apply_args(args)
-    apply_options = apply_options_of(args)
+    apply_options_of(args)  # a bad flag is the first thing said
     target = target_of(args)
     asking = not args.auto_approve and not args.plan
     if asking and not sys.stdin.isatty():
@@ -258,6 +269,27 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         paths, options, fingerprint = args.paths, plan_options(args), None
     desired = engine.load(paths, target, secrets_from=args.secrets_from)
     require_manifests(desired, paths, options.allow_empty)
+    return execute(args, target, desired, options, fingerprint, asking=asking)
+
+
+def execute(
+    args: argparse.Namespace,
+    target: engine.Target,
+    desired: DesiredState,
+    options: PlanOptions,
+    fingerprint: str | None,
+    *,
+    asking: bool,
+) -> int:
+    """Resume, plan, show, confirm, apply, summarise: `apply` and `destroy` share it."""
+    import asyncio
+    import signal
+
+    from .. import engine
+    from ..progress import LogReporter, summary_lines
+    from ..render import render
+
+    apply_options = apply_options_of(args)
     for line in _resuming(target):
         print(line, file=sys.stderr)
     live_output = args.log_format == "text" and sys.stderr.isatty()
