@@ -211,7 +211,7 @@ def check_references(
     live: Iterable[ObjectKey],
 ) -> list[str]:
     """One message per reference to an object neither declared nor live (file:line first)."""
-    return [str(d) for d in dangling(list(deployments), list(objects), live)]
+    return [str(d) for d in dangling(list(deployments), list(objects), list(live))]
 
 
 def refused_deletes(

@@ -222,23 +222,29 @@ class Dangling:
     path: str  # `spec.credentials_name`, ...
     target: ObjectKey
     deployment: str
+    live_checked: bool = False  # offline, only the manifests were searched
 
     def __str__(self) -> str:
         where = f"{self.location.file}:{self.location.line}:{self.location.column}"
-        return f"{where}: {self.path}: {self.target} is not declared"
+        what = "is neither declared nor live" if self.live_checked else "is not declared"
+        return f"{where}: {self.path}: {self.target} {what}"
 
 
 def dangling(
-    deployments: Sequence[Any], objects: Sequence[DesiredObject], live: Iterable[ObjectKey] = ()
+    deployments: Sequence[Any],
+    objects: Sequence[DesiredObject],
+    live: Iterable[ObjectKey] | None = None,
 ) -> list[Dangling]:
-    """References that name neither a declared object nor one in `live`."""
-    known = {o.key for o in objects} | set(live)
+    """References that name neither a declared object nor one in `live` (when given)."""
+    known = {o.key for o in objects} | set(live or ())
     found = []
     for deployment in deployments:
         for ref in deployment.references:
             if ref.target not in known:
                 path = "spec." + _dotted(ref.path)
-                found.append(Dangling(ref.location, path, ref.target, str(deployment.key)))
+                found.append(
+                    Dangling(ref.location, path, ref.target, str(deployment.key), live is not None)
+                )
     return sorted(found)
 
 
