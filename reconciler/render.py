@@ -15,6 +15,7 @@ import html
 from typing import Any
 
 from .diff import SENSITIVE, FieldChange
+from .objects_plan import WRITE_ONLY_NOTE
 from .plan import Action, Change, Plan, Reason
 from .textsafe import escape, fence, json_text
 
@@ -42,8 +43,8 @@ EMOJI = {  # emoji are the point in a PR comment
 
 
 def value_text(value: Any) -> str:
-    if value == SENSITIVE:
-        return SENSITIVE
+    if value in (SENSITIVE, WRITE_ONLY_NOTE):
+        return str(value)
     return json_text(value, sort_keys=True)
 
 
