@@ -18,7 +18,17 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import ReconcilerError
-from . import completion, destroy, inventory, manifests, objects, planning, service, statecmd
+from . import (
+    completion,
+    destroy,
+    diffcmd,
+    inventory,
+    manifests,
+    objects,
+    planning,
+    service,
+    statecmd,
+)
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -40,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     objects.add_logs(sub)
     objects.add_rotate_key(sub)
     statecmd.add_state(sub)
+    diffcmd.add_diff(sub)
     destroy.add_destroy(sub)
     inventory.add_get(sub)
     completion.add_completion(sub)
