@@ -106,3 +106,49 @@ def test_other_shells_get_a_script(shell: str) -> None:
         assert "complete -c reconciler -n __fish_use_subcommand -a plan" in result.stdout
     else:
         assert result.stdout.startswith("# zsh completion") and "bashcompinit" in result.stdout
+
+
+def test_import_takes_ownership_and_changes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "manifests").mkdir()
+    shutil.copy(ROOT / "manifests" / "my-instance.yaml", tmp_path / "manifests")
+    assert cli(tmp_path, "apply", "--simulate", "--auto-approve", "manifests/").returncode == 0
+    assert cli(tmp_path, "state", "rm", "my-instance").returncode == 0
+    refused = cli(tmp_path, "plan", "--simulate", "--no-adopt", "manifests/")
+    assert refused.returncode == 1 and "refusing to adopt" in refused.stderr
+    before = (tmp_path / ".reconciler" / "simulator.json").read_text()
+
+    imported = cli(tmp_path, "import", "--simulate", "my-instance", "--project", "1")
+    assert imported.returncode == 0, imported.stderr
+    assert "1/my-instance: imported; it is owned now, and nothing was changed" in imported.stderr
+    assert (tmp_path / ".reconciler" / "simulator.json").read_text() == before
+    planned = cli(tmp_path, "plan", "--simulate", "--no-adopt", "manifests/")
+    assert planned.returncode == 0, planned.stderr
+    assert "No changes. 1 deployment in sync." in planned.stdout
+    [row] = json.loads(cli(tmp_path, "status", "--simulate", "--format", "json").stdout)[
+        "deployments"
+    ]
+    assert row["sync"] == "Synced"
+    again = cli(tmp_path, "import", "--simulate", "1/my-instance")
+    assert again.returncode == 1 and "owned already" in again.stderr
+    missing = cli(tmp_path, "import", "--simulate", "1/nope-svc")
+    assert missing.returncode == 1 and "no such deployment in the API" in missing.stderr
+
+
+def test_describe_shows_status_record_and_live(applied: Path) -> None:
+    if "nothing is owned yet" in cli(applied, "state", "list").stdout:
+        assert cli(applied, "apply", "--simulate", "--auto-approve", "manifests/").returncode == 0
+    shown = cli(applied, "describe", "--simulate", "my-instance")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[:5] == [
+        "Name:          my-instance",
+        "Project:       1",
+        "Sync:          Synced",
+        "Health:        Healthy",
+        "Status:        ACTIVE",
+    ]
+    assert "  region 1: 1/1 ready" in lines
+    assert "Applied spec:" in lines and "Live spec:" in lines
+    assert "    DEBUG_MODE: (sensitive)" in lines  # the live answer's clear value hidden
+    assert "False" not in shown.stdout
+    assert cli(applied, "describe", "--simulate", "nope-svc").returncode == 1

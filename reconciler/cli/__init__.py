@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     diffcmd.add_diff(sub)
     destroy.add_destroy(sub)
     inventory.add_get(sub)
+    inventory.add_import(sub)
+    inventory.add_describe(sub)
     completion.add_completion(sub)
     return parser
 

@@ -283,3 +283,142 @@ def _cmd_get(args: argparse.Namespace) -> int:
         out.append(cells)
     print(table(out))
     return 0
+
+
+# -- import --------------------------------------------------------------------------------------
+
+
+def add_import(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "import",
+        help="take ownership of one live deployment (record it, change nothing)",
+        description="Record a live deployment as owned, without sending anything: for users "
+        "who run with --no-adopt. The record holds no applied fields yet, so the next plan "
+        "compares only what a manifest sets (nothing is reset), and --prune may delete it once "
+        "no manifest names it.",
+    )
+    p.add_argument("name", metavar="NAME", help="the deployment's name (or PROJECT/NAME)")
+    p.add_argument(
+        "--project",
+        type=int,
+        metavar="P",
+        help="its project (default: $GCORE_CLOUD_PROJECT_ID)",
+    )
+    add_target_flags(p)
+    p.set_defaults(func=_cmd_import)
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    import asyncio
+    import time
+    from types import MappingProxyType
+
+    from .. import engine
+    from ..errors import NotFoundError
+    from ..model import DeploymentKey, Record, RecordOutcome
+    from .common import target_of
+
+    target = target_of(args)
+    name, project = args.name, args.project
+    head, sep, tail = name.partition("/")
+    if sep and head.isdigit():
+        project, name = int(head), tail
+    project = project if project is not None else target.settings.project_id
+    if project is None:
+        raise ReconcilerError("which project? pass --project P, or set GCORE_CLOUD_PROJECT_ID")
+    key = DeploymentKey(project, name)
+
+    async def exists() -> None:
+        async with engine.connect(target) as api:
+            try:
+                await api.get_deployment(key.project_id, key.name)
+            except NotFoundError:
+                raise NotOwned(f"{key}: no such deployment in the API") from None
+
+    asyncio.run(exists())
+    with engine.open_state(target) as store:
+        store.acquire_lock()
+        if key in store.records():
+            raise ReconcilerError(f"{key} is owned already")
+        store.save_record(
+            Record(
+                key=key,
+                last_applied=MappingProxyType({}),  # nothing applied: nothing to reset
+                applied_at=time.time(),
+                outcome=RecordOutcome.CONVERGED,
+                message="imported",
+            )
+        )
+    print(f"{key}: imported; it is owned now, and nothing was changed", file=sys.stderr)
+    return 0
+
+
+# -- describe ------------------------------------------------------------------------------------
+
+
+def add_describe(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "describe",
+        help="one owned deployment in full: status, what was applied, the live answer",
+        description="Describe one owned deployment: its sync, health, status and message; the "
+        "record (revision, outcome, when); the spec last applied (secrets as keyed hashes); "
+        "and the API's answer, normalised (envs values hidden). Exit 1 if it is not owned.",
+    )
+    _add_name(p)
+    add_target_flags(p)
+    p.set_defaults(func=_cmd_describe)
+
+
+def _cmd_describe(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import yaml
+
+    from .. import engine
+    from ..diff import SENSITIVE
+    from .common import target_of
+
+    target = target_of(args)
+    records = _records(args.state)
+    key = resolve(args.name, args.project, list(records))
+    record = records[key]
+
+    async def fetch() -> dict[DeploymentKey, Any]:
+        async with engine.connect(target) as api:
+            return await engine.fetch_live(api, {key.project_id})
+
+    found = asyncio.run(fetch()).get(key)
+    [row] = [r for r in asyncio.run(engine.status(target)) if r.key == key]
+    lines = [
+        f"Name:          {key.name}",
+        f"Project:       {key.project_id}",
+        f"Sync:          {row.sync.value}",
+        f"Health:        {row.health.value}",
+        f"Status:        {row.status or '-'}",
+        f"Message:       {row.message or '-'}",
+        f"Revision:      {record.revision or '-'}",
+        f"Last applied:  {_applied(record.applied_at)} ({record.outcome})",
+    ]
+    if record.labels:
+        lines.append("Labels:        " + ", ".join(f"{k}={v}" for k, v in record.labels.items()))
+    if record.annotations:
+        pairs = ", ".join(f"{k}={v}" for k, v in record.annotations.items())
+        lines.append(f"Annotations:   {pairs}")
+    if found is not None and found.containers_status:
+        lines.append("Containers:")
+        for c in found.containers_status:
+            error = f"  error: {c.error_message}" if c.error_message else ""
+            lines.append(f"  region {c.region_id}: {c.ready}/{c.total} ready{error}")
+    lines.append("Applied spec:")
+    applied = yaml.safe_dump(dict(record.last_applied), sort_keys=False)
+    lines += ["  " + x for x in applied.splitlines()]
+    lines.append("Live spec:")
+    if found is None:
+        lines.append("  (not found in the API)")
+    else:
+        view = dict(found.spec_view)
+        if view.get("envs"):
+            view["envs"] = {k: SENSITIVE for k in view["envs"]}
+        lines += ["  " + x for x in yaml.safe_dump(view, sort_keys=False).splitlines()]
+    print("\n".join(lines))
+    return 0
