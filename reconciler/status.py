@@ -70,6 +70,8 @@ def status_rows(
             sync = Sync.OUT_OF_SYNC if drift else Sync.SYNCED
             status = found.status
             message = degraded_message(found) if health is Health.DEGRADED else ""
+            if message and record.outcome is RecordOutcome.FAILED and record.message:
+                message = f"last apply: failed: {record.message}"  # with its log lines
             if drift and not message:
                 message = "drift: " + ", ".join(c.path for c in drift[:5])
         if key in interrupted:

@@ -162,3 +162,35 @@ def test_a_reference_to_nothing_fails_at_its_line(tmp_path: Path, server: Backgr
     assert not server.simulator.requests or all(
         verb == "GET" for verb, _, _ in server.simulator.requests
     )
+
+
+async def test_a_failure_message_carries_the_last_log_lines(tmp_path: Path) -> None:
+    from reconciler.config import ApiSettings, Secret
+    from reconciler.engine import Target, apply, status
+    from reconciler.execute import ApplyOptions, PollOptions, Result
+    from reconciler.manifests import load_desired
+    from reconciler.plan import PlanOptions
+    from reconciler.simulator import Faults
+
+    from .conftest import manifest
+
+    timings = Timings(task_queue=0.02, task_run=0.05, rollout=0.05, delete=0.05)
+    config = SimulatorConfig(api_key=API_KEY, timings=timings, faults=Faults(stuck_image="broken"))
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "app.yaml").write_text(manifest("broken-app", image="acme/broken:1"))
+    with BackgroundServer(Simulator(config)) as server:
+        target = Target(
+            ApiSettings(base_url=server.url, api_key=Secret(API_KEY)), tmp_path / "s.db"
+        )
+        options = ApplyOptions(
+            timeout=10.0, degraded_grace=0.2, poll=PollOptions(initial=0.05, cap=0.1)
+        )
+        report = await apply(load_desired([tmp_path / "m"], env={}), target, PlanOptions(), options)
+        rows = await status(target)
+
+    [outcome] = report.outcomes
+    assert outcome.result is Result.FAILED
+    assert "Degraded" in outcome.error and "log line(s):" in outcome.error
+    assert "Error: failed to pull image 'acme/broken:1'" in outcome.error
+    assert "broken-app-" in outcome.error  # the pod's name
+    assert "Error: failed to pull image" in rows[0].message  # status shows it too
