@@ -356,6 +356,15 @@ class PostgresStateStore:
                 (result, message, self._clock(), entry_id),
             )
 
+    def journal_history(self, key: DeploymentKey) -> list[JournalEntry]:
+        """Every journal entry of one deployment still kept (finished ones for 30 days)."""
+        rows = self._rows(
+            f"SELECT {', '.join(JOURNAL_COLUMNS)} FROM journal WHERE project_id = %s AND name = %s "
+            "ORDER BY id",
+            (key.project_id, key.name),
+        )
+        return [journal_of(row) for row in rows]
+
     def unfinished(self) -> list[JournalEntry]:
         rows = self._rows(
             f"SELECT {', '.join(JOURNAL_COLUMNS)} FROM journal WHERE state != 'done' ORDER BY id"

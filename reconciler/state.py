@@ -131,6 +131,7 @@ class StateStore(Protocol):
     def journal_tasks(self, entry_id: int, task_ids: list[str]) -> None: ...
     def journal_done(self, entry_id: int, result: str, message: str = "") -> None: ...
     def unfinished(self) -> list[JournalEntry]: ...
+    def journal_history(self, key: DeploymentKey) -> list[JournalEntry]: ...
     def holder(self) -> LockHolder | None: ...
     def acquire_lock(
         self,
@@ -443,6 +444,15 @@ class SqliteStateStore:
                 "WHERE id = ?",
                 (result, message, self._clock(), entry_id),
             )
+
+    def journal_history(self, key: DeploymentKey) -> list[JournalEntry]:
+        """Every journal entry of one deployment still kept (finished ones for 30 days)."""
+        rows = self._db.execute(
+            f"SELECT {', '.join(JOURNAL_COLUMNS)} FROM journal WHERE project_id = ? AND name = ? "
+            "ORDER BY id",
+            (key.project_id, key.name),
+        ).fetchall()
+        return [journal_of(row) for row in rows]
 
     def unfinished(self) -> list[JournalEntry]:
         rows = self._db.execute(

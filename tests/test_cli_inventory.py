@@ -152,3 +152,42 @@ def test_describe_shows_status_record_and_live(applied: Path) -> None:
     assert "    DEBUG_MODE: (sensitive)" in lines  # the live answer's clear value hidden
     assert "False" not in shown.stdout
     assert cli(applied, "describe", "--simulate", "nope-svc").returncode == 1
+
+
+def test_history_numbers_every_apply(tmp_path: Path) -> None:
+    (tmp_path / "manifests").mkdir()
+    path = tmp_path / "manifests" / "my-instance.yaml"
+    shutil.copy(ROOT / "manifests" / "my-instance.yaml", path)
+    assert cli(tmp_path, "apply", "--simulate", "--auto-approve", "manifests/").returncode == 0
+    path.write_text(path.read_text().replace("max: 3", "max: 4"))
+    assert cli(tmp_path, "apply", "--simulate", "--auto-approve", "manifests/").returncode == 0
+    shown = cli(tmp_path, "history", "my-instance")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].split() == ["#", "AT", "ACTION", "RESULT", "REVISION", "MESSAGE"]
+    assert [line.split()[0::2][:3] for line in lines[1:]] == [
+        ["1", "create", "-"],
+        ["2", "update", "-"],
+    ]
+    data = json.loads(cli(tmp_path, "history", "1/my-instance", "--format", "json").stdout)
+    assert [(h["number"], h["action"], h["result"]) for h in data["history"]] == [
+        (1, "create", "converged"),
+        (2, "update", "converged"),
+    ]
+    assert cli(tmp_path, "history", "nope-svc").returncode == 1
+
+
+def test_a_closed_pipe_is_not_a_traceback(applied: Path) -> None:
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
+    result = subprocess.run(
+        f"{sys.executable} -m reconciler schema | head -1",
+        shell=True,
+        cwd=applied,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr

@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     inventory.add_get(sub)
     inventory.add_import(sub)
     inventory.add_describe(sub)
+    inventory.add_history(sub)
     completion.add_completion(sub)
     return parser
 
@@ -84,3 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `reconciler ... | head`: the reader left; that is not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

@@ -422,3 +422,62 @@ def _cmd_describe(args: argparse.Namespace) -> int:
         lines += ["  " + x for x in yaml.safe_dump(view, sort_keys=False).splitlines()]
     print("\n".join(lines))
     return 0
+
+
+# -- history -------------------------------------------------------------------------------------
+
+
+def add_history(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "history",
+        help="every recorded apply of one deployment: numbered, with outcome and time",
+        description="List what was applied to one owned deployment, oldest first, numbered: "
+        "the action, its result, the revision (a git SHA under serve) and when. Read from the "
+        "state store's journal, which keeps finished entries for 30 days.",
+    )
+    _add_name(p)
+    _add_state_flag(p)
+    p.add_argument("--format", choices=("text", "json"), default="text", help="(default text)")
+    p.set_defaults(func=_cmd_history)
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    store = _open(args.state)
+    if store is None:
+        raise NotOwned(f"{args.name}: no owned deployment of that name (the inventory is empty)")
+    try:
+        key = resolve(args.name, args.project, list(store.records()))
+        entries = store.journal_history(key)
+    finally:
+        store.close()
+    rows = [
+        {
+            "number": number,
+            "at": _applied(entry.started_at),
+            "action": entry.action,
+            "result": entry.result or "in progress",
+            "revision": entry.intent.get("revision"),
+            "message": entry.message,
+        }
+        for number, entry in enumerate(entries, 1)
+    ]
+    if args.format == "json":
+        print(json.dumps({"deployment": str(key), "history": rows}, indent=2))
+        return 0
+    if not rows:
+        print(f"{key}: no recorded applies (imported, or older than 30 days)")
+        return 0
+    out: list[tuple[str, ...]] = [("#", "AT", "ACTION", "RESULT", "REVISION", "MESSAGE")]
+    for row in rows:
+        out.append(
+            (
+                str(row["number"]),
+                str(row["at"]),
+                str(row["action"]),
+                str(row["result"]),
+                str(row["revision"] or "-")[:12],
+                str(row["message"]),
+            )
+        )
+    print(table(out))
+    return 0
