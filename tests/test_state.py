@@ -218,3 +218,18 @@ def test_an_unusable_location_is_a_one_line_error(state_location: str, tmp_path:
     with pytest.raises(StateError) as info:
         open_store(bad)
     assert "\n" not in str(info.value)
+
+
+def test_journal_history_keeps_one_deployments_entries_in_order(state_location: str) -> None:
+    store = open_store(state_location)
+    first = store.journal_intent(KEY, "create", {"revision": "abc"})
+    store.journal_intent(DeploymentKey(1, "other-one"), "delete", {})
+    second = store.journal_intent(KEY, "update", {"revision": "def"})
+    store.journal_done(first, "converged")
+    history = store.journal_history(KEY)
+    assert [(e.id, e.action, e.result, e.intent["revision"]) for e in history] == [
+        (first, "create", "converged", "abc"),
+        (second, "update", None, "def"),
+    ]
+    assert store.journal_history(DeploymentKey(2, "my-instance")) == []
+    store.close()
