@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -110,6 +111,15 @@ async def test_pages_forbid_inline_script_and_render_a_script_name_as_text(
         assert found.handlers == []
 
 
+async def page_showing(http: httpx.AsyncClient, url: str, text: str) -> httpx.Response:
+    """The page at `url` once it shows `text`: read again until it does (up to 20 s)."""
+    deadline = asyncio.get_running_loop().time() + 20
+    while text not in (page := await http.get(url)).text:
+        assert asyncio.get_running_loop().time() < deadline, f"{url} never showed {text!r}"
+        await asyncio.sleep(0.05)
+    return page
+
+
 async def test_secrets_never_reach_a_page_or_feed(
     tmp_path: Path, folder: Path, sim: BackgroundServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -128,18 +138,24 @@ async def test_secrets_never_reach_a_page_or_feed(
         assert live["envs"]["HF_TOKEN"] == CANARIES["interpolated"]  # it is live
         assert served.service.last and served.service.last.result == "failed"  # beta-svc
         # read before the drift below: a new rollout starts its log lines afresh
+        # the log lines come from the API within the page's own deadline: on a loaded machine a
+        # first read may miss them, so read until they are there (bounded to fail fast)
         pages = {
-            "/deployments/1/alpha-svc": await http.get(served.url + "/deployments/1/alpha-svc")
+            "/deployments/1/alpha-svc": await page_showing(
+                http, served.url + "/deployments/1/alpha-svc", "Pulling image"
+            )
         }
         # drift the secret out of band: the pending plan must show a change, not the value
         drifted = {"envs": {**live["envs"], "HF_TOKEN": "x" + CANARIES["interpolated"]}}
         served.sim.simulator.cloud.update(1, "alpha-svc", drifted, "r")
-        paths = ("/", "/deployments/1/alpha-svc", "/deployments/1/beta-svc", "/plan")
+        # a snapshot taken before the drift is reused for its ttl: wait for the plan to show it
+        shown = "envs.HF_TOKEN: (sensitive) -&gt; (sensitive)"
+        pages["/plan (drifted)"] = await page_showing(http, served.url + "/plan", shown)
+        paths = ("/", "/deployments/1/alpha-svc", "/deployments/1/beta-svc")
         pages |= {f"{p} (drifted)": await http.get(served.url + p) for p in paths}
         pages["/api/status"] = await http.get(served.url + "/api/status")
     assert all(page.status_code == 200 for page in pages.values())
     assert_no_canary({path: page.text for path, page in pages.items()})
-    assert "envs.HF_TOKEN: (sensitive) -&gt; (sensitive)" in pages["/plan (drifted)"].text
     assert "Flavor &#39;(sensitive)&#39;" in pages["/deployments/1/beta-svc (drifted)"].text
     assert "Pulling image &#39;(sensitive)&#39;" in pages["/deployments/1/alpha-svc"].text
 

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from reconciler.diff import FieldChange
 from reconciler.engine import status
 from reconciler.execute import Outcome, Result
@@ -143,24 +145,34 @@ def test_an_interrupted_apply_is_resumed_visibly(tmp_path: Path) -> None:
     assert "resuming 1 interrupted create of 1/my-instance" in resumed.stderr
 
 
-def test_a_connection_error_names_the_host(tmp_path: Path) -> None:
+def test_a_connection_error_names_the_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # in-process, so the client's retries wait no real time (four backoffs, 7 s in a process);
+    # the words are the same (test_cli.py runs the CLI as a process for "no traceback")
     import socket
+
+    from reconciler.api import RetryPolicy
+    from reconciler.cli import main
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again: nothing listens there
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
-    env.update(GCORE_API_KEY="k", GCORE_BASE_URL=f"http://127.0.0.1:{port}")
-    result = subprocess.run(
-        [sys.executable, "-m", "reconciler", "plan", str(ROOT / "manifests")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-    )
-    assert result.returncode == 1
-    [line] = result.stderr.splitlines()
+    for name in [k for k in os.environ if k.startswith(("GCORE_", "RECONCILER_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("GCORE_API_KEY", "k")
+    monkeypatch.setenv("GCORE_BASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.chdir(tmp_path)
+    delays: list[float] = []
+
+    def no_wait(self: RetryPolicy, retry: int, hint: float | None, rng: object) -> float:
+        delays.append(min(self.base_delay * 2**retry, self.max_delay))
+        return 0.0
+
+    monkeypatch.setattr(RetryPolicy, "delay", no_wait)
+    code = main(["plan", str(ROOT / "manifests")])
+    assert code == 1
+    assert delays == [0.5, 1.0, 2.0, 4.0]  # it did retry, as a process would
+    [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("error: GET /cloud/v3/inference/1/deployments: ConnectError")
     assert line.endswith(f"(127.0.0.1:{port})")
