@@ -1,5 +1,6 @@
 """The command line as users run it (contract: DESIGN.md §7): validate and schema, plan and apply
-with `--simulate` in subprocesses, saved and stale plans, SIGTERM during an apply, exit codes."""
+with `--simulate` (in-process, see tests/inproc.py; validate and SIGTERM as real processes), saved
+and stale plans, SIGTERM during an apply, exit codes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import pytest
 import yaml
 
 from reconciler.cli import main
+
+from .inproc import run_cli
 
 ROOT = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data"
@@ -115,13 +118,7 @@ def _plan(
 
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("GCORE_")}
     full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", "plan", *args, "--state", str(tmp_path / "s.db")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=full_env,
-    )
+    return run_cli(["plan", *args, "--state", str(tmp_path / "s.db")], tmp_path, full_env)
 
 
 def test_plan_simulate_detailed_exitcode(tmp_path: Path) -> None:
@@ -169,19 +166,11 @@ def test_plan_without_a_key_is_one_line(tmp_path: Path) -> None:
 # -- apply and status ----------------------------------------------------------------------------
 
 
-def _run(tmp_path: Path, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args, "--state", str(tmp_path / "s.db")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        **kwargs,  # type: ignore[call-overload]
-    )
+    return run_cli([*args, "--state", str(tmp_path / "s.db")], tmp_path, env)
 
 
 def _copy_manifests(tmp_path: Path) -> Path:

@@ -1,7 +1,8 @@
 """CLI traps that once let a mistake pass, or hid its cause (issue 11's "Fix" list).
 
-Each test runs the real command in a subprocess, in a temporary working directory, on the
-embedded simulator (or with no key at all, where the point is that nothing is contacted).
+Each test runs the real command (in-process as a subprocess would see it, tests/inproc.py) in a
+temporary working directory, on the embedded simulator (or with no key at all, where the point is
+that nothing is contacted).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from .inproc import run_cli
 
 ROOT = Path(__file__).parent.parent
 
@@ -25,15 +27,7 @@ def cli(
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
     clean.pop("FORCE_COLOR", None)
     clean.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=clean,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_cli(args, cwd, clean)  # in-process: see tests/inproc.py
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ the advisory lock's holder row, migrations racing."""
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any
 
 import pytest
@@ -112,11 +113,12 @@ def test_plan_apply_status_on_postgresql_never_print_the_password(
     from tests.conftest import manifest
     from tests.pgserver import with_database
 
+    unique = uuid.uuid4().hex[:12]  # roles are server-wide: unique across test processes too
     with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE app_{id(tmp_path)} LOGIN PASSWORD '{PASSWORD}'")
-        conn.execute(f"CREATE DATABASE inv_{id(tmp_path)} OWNER app_{id(tmp_path)}")
-    url = with_database(pg_server, f"inv_{id(tmp_path)}").replace(
-        "postgres@", f"app_{id(tmp_path)}:{PASSWORD}@"
+        conn.execute(f"CREATE ROLE app_{unique} LOGIN PASSWORD '{PASSWORD}'")
+        conn.execute(f"CREATE DATABASE inv_{unique} OWNER app_{unique}")
+    url = with_database(pg_server, f"inv_{unique}").replace(
+        "postgres@", f"app_{unique}:{PASSWORD}@"
     )
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "a.yaml").write_text(manifest("svc-a"))
