@@ -141,6 +141,8 @@ def _result_words(outcome: Outcome) -> str:
     if outcome.result is Result.CONVERGED:
         done = "deleted" if outcome.action is Action.DELETE else "converged"
         return f"{done} in {outcome.seconds:.1f}s"
+    if outcome.result is Result.SUBMITTED:
+        return "submitted (not waited for; the next apply follows it up)"
     if outcome.result is Result.TIMED_OUT:
         return outcome.error or "timed out"
     return f"{outcome.result.value}: {outcome.error}" if outcome.error else outcome.result.value
@@ -159,6 +161,7 @@ def summary_lines(outcomes: list[Outcome], seconds: float) -> list[str]:
     lines.append(
         f"Apply: {counts[Result.CONVERGED]} converged, {counts[Result.FAILED]} failed, "
         f"{counts[Result.TIMED_OUT]} timed out, {counts[Result.SKIPPED]} unchanged"
+        + (f", {counts[Result.SUBMITTED]} submitted" if counts[Result.SUBMITTED] else "")
         + f" in {seconds:.1f}s."
     )
     return lines

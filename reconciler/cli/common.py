@@ -247,4 +247,5 @@ def apply_options_of(args: argparse.Namespace) -> ApplyOptions:
     from ..execute import ApplyOptions
 
     adopt = not getattr(args, "no_adopt", False)
-    return ApplyOptions(parallelism=args.parallelism, timeout=args.timeout, adopt=adopt)
+    wait = not getattr(args, "no_wait", False)
+    return ApplyOptions(parallelism=args.parallelism, timeout=args.timeout, adopt=adopt, wait=wait)

@@ -111,6 +111,11 @@ def add_apply(sub: Subparsers) -> None:
     p.add_argument("paths", nargs="*", metavar="PATH")
     p.add_argument("--plan", metavar="FILE", help="apply exactly this saved plan (plan --out)")
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="submit and record, but do not wait for convergence (the next apply follows up)",
+    )
     add_target_flag(p)
     add_color_flag(p)
     add_execution_flags(p)

@@ -21,6 +21,8 @@ from .outcomes import ActionFailed, Phase
 
 async def finish(ctx: Context, attempt: Attempt, tasks: Sequence[str]) -> None:
     submitted(ctx, attempt, tasks)
+    if not ctx.options.wait:
+        return  # --no-wait: the journal entry stays open; the next apply resumes it
     await wait_tasks(ctx, attempt, tasks)
     if attempt.change.action is Action.DELETE:
         ctx.emit(attempt, Phase.DELETING, "waiting until it is gone")

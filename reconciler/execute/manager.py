@@ -108,9 +108,10 @@ class Executor:
         attempt = Attempt(change, desired, entry, started + self.options.timeout)
         try:
             await VERBS[change.action](ctx, attempt)
-            if change.then is not None:  # a stop or start after the spec change
+            waited = self.options.wait or not attempt.submitted
+            if change.then is not None and waited:  # a stop or start after the spec change
                 await VERBS[change.then](ctx, attempt)
-            result, error = Result.CONVERGED, ""
+            result, error = (Result.CONVERGED if waited else Result.SUBMITTED), ""
         except TimeoutError:
             result = Result.TIMED_OUT
             error = f"timed out after {self.options.timeout:g}s while {attempt.phase}"
@@ -137,6 +138,8 @@ class Executor:
 
     def _close(self, ctx: Context, attempt: Attempt, result: Result, error: str) -> None:
         """Close the journal entry; on failure, note it on the record of what we own."""
+        if result is Result.SUBMITTED:
+            return  # not waited for: the entry stays open for the next apply to follow up
         ctx.journal.close(attempt.entry, JournalResult(result.value), error)
         if result is Result.CONVERGED or attempt.change.action is Action.DELETE:
             return

@@ -18,6 +18,7 @@ class ApplyOptions:
     degraded_grace: float = 60.0
     poll: PollOptions = field(default_factory=PollOptions)
     adopt: bool = True  # False (--no-adopt): a create answered 409 by a live namesake fails
+    wait: bool = True  # False (--no-wait): submit and journal, then leave it to the next run
 
 
 class Result(StrEnum):
@@ -25,10 +26,11 @@ class Result(StrEnum):
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     SKIPPED = "skipped"
+    SUBMITTED = "submitted"  # --no-wait: sent and journaled; the next apply follows it up
 
     @property
     def ok(self) -> bool:
-        return self in (Result.CONVERGED, Result.SKIPPED)
+        return self in (Result.CONVERGED, Result.SKIPPED, Result.SUBMITTED)
 
 
 class Phase(StrEnum):
