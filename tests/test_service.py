@@ -204,10 +204,14 @@ async def test_a_failing_deployment_backs_off_without_holding_others(
 
 
 async def test_api_down_means_not_ready_then_recovers(
-    folder: Path, start: Callable[..., Any]
+    folder: Path, start: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import socket
 
+    from reconciler.api import RetryPolicy
+
+    # the client still retries each request; only its backoff (7 s per request) is not slept
+    monkeypatch.setattr(RetryPolicy, "delay", lambda *_: 0.0)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

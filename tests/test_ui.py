@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from reconciler.urls import commit_url, redact_url
 
 from .canary import CANARIES, assert_no_canary
 from .conftest import FLAVOR, manifest
-from .uiharness import TOKEN, BackgroundServer, serving, sim_server
+from .uiharness import APPLY, TOKEN, BackgroundServer, serving, sim_server
 
 EVIL = "<script>alert(1)</script>"
 
@@ -230,8 +231,13 @@ async def test_a_degraded_deployment_shows_its_log_lines_and_task_states(
     tmp_path: Path, folder: Path
 ) -> None:
     (folder / "stuck-svc.yaml").write_text(manifest("stuck-svc", image="stuck/model:1"))
+    # a short deadline: what the page shows of a stuck rollout, not how long one is waited for
+    apply = replace(APPLY, timeout=1)
     with sim_server(stuck_image="^stuck/") as sim:
-        async with serving(tmp_path, folder, sim) as served, httpx.AsyncClient() as http:
+        async with (
+            serving(tmp_path, folder, sim, apply=apply) as served,
+            httpx.AsyncClient() as http,
+        ):
             page = await http.get(served.url + "/deployments/1/stuck-svc")
     html = page.text
     assert "Degraded" in html and "timed out" in html
@@ -241,7 +247,13 @@ async def test_a_degraded_deployment_shows_its_log_lines_and_task_states(
     assert "FINISHED" in tasks
 
 
-async def test_the_api_down_shows_as_such_not_as_a_crash(tmp_path: Path, folder: Path) -> None:
+async def test_the_api_down_shows_as_such_not_as_a_crash(
+    tmp_path: Path, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.api import RetryPolicy
+
+    # each read is still retried; its backoff is not slept (else the page's 3 s deadline is)
+    monkeypatch.setattr(RetryPolicy, "delay", lambda *_: 0.0)
     (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc"))
     sim = sim_server().start()
     async with serving(tmp_path, folder, sim) as served, httpx.AsyncClient() as http:
