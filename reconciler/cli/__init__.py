@@ -26,6 +26,7 @@ from . import (
     manifests,
     objects,
     planning,
+    rollback,
     service,
     statecmd,
 )
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     inventory.add_import(sub)
     inventory.add_describe(sub)
     inventory.add_history(sub)
+    rollback.add_rollback(sub)
     completion.add_completion(sub)
     return parser
 
