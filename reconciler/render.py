@@ -153,9 +153,14 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     head += [f"**{summary_line(plan)}**", ""]
     rows = ["| | deployment | action | reason | changes |", "|:-:|---|---|---|--:|"]
     rows += [
-        f"| {EMOJI[c.action]} | `{_cell(str(c.key))}` | {c.action.value} | {_cell(c.why)} "
-        f"| {len(c.changes)} |"
+        f"| {EMOJI[c.action]} | `{_cell(str(c.key))}` | {c.action.value}"
+        f"{f', then {c.then.value}' if c.then else ''} | {_cell(c.why)} | {len(c.changes)} |"
         for c in plan.changes
+    ]
+    rows += [  # credentials, secrets, API keys: the symbol says create, replace, delete, ...
+        f"| `{o.action.symbol.strip() or '='}` | `{_cell(str(o.key))}` | {o.action.value} "
+        f"| {_cell(o.reason)} | {len(o.changes)} |"
+        for o in plan.objects
     ]
     sections = []
     for change in plan.changes:

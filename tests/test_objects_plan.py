@@ -176,3 +176,21 @@ async def test_executor_applies_records_and_writes_key_secrets(
     assert [c.action for c in again] == [ObjectAction.NOOP, ObjectAction.NOOP]
     assert CANARY.encode() not in (tmp_path / "state.db").read_bytes()
     assert path.read_text().strip().encode() not in (tmp_path / "state.db").read_bytes()
+
+
+def test_markdown_and_text_plans_list_objects_with_their_waves(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from reconciler.plan import Plan
+    from reconciler.render import render_markdown, render_text
+
+    desired = objects(tmp_path, CANARY)
+    changes = with_waves(plan_objects(desired, {}, {}, hasher))
+    plan = replace(Plan((), "sha256:0"), objects=tuple(changes))
+
+    text = render_text(plan)
+    markdown = render_markdown(plan)
+
+    assert "  + registry credential 1/ghcr-bot  create (new)" in text
+    assert "| `+` | `registry credential 1/ghcr-bot` | create | new | 0 |" in markdown
+    assert "Plan: 2 to create" in text and CANARY not in text + markdown
