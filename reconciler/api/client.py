@@ -278,6 +278,49 @@ class ApiClient:
             if not results or offset >= int(page.get("count", 0)):
                 return items
 
+    async def answers(
+        self, path: str, params: Sequence[tuple[str, str | int]] = ()
+    ) -> tuple[list[Any], int]:
+        """Every item of a listing as the API sent it (not parsed into models), and how many
+        pages that took: for polling, where only the items someone waits on are parsed."""
+        items: list[Any] = []
+        pages = 0
+        while True:
+            query: list[tuple[str, str | int]] = [
+                *params,
+                ("limit", self.page_size),
+                ("offset", len(items)),
+            ]
+            page = (await self._request("GET", path, params=query)).json()
+            pages += 1
+            if not isinstance(page, dict):
+                raise ApiError(
+                    f"GET {path}: unexpected answer from the API: not a listing",
+                    method="GET",
+                    path=path,
+                )
+            results = page.get("results") or []
+            items.extend(results)
+            if not results or len(items) >= int(page.get("count", 0)):
+                return items, pages
+
+    def task_query(
+        self,
+        *,
+        project_ids: Iterable[int] = (),
+        states: Iterable[TaskState | str] = (),
+        task_type: str | None = None,
+        from_timestamp: str | None = None,
+    ) -> list[tuple[str, str | int]]:
+        """The query of `list_tasks` (for `answers("/cloud/v1/tasks", ...)`)."""
+        params: list[tuple[str, str | int]] = [("project_id", int(p)) for p in project_ids]
+        params += [("state", str(s)) for s in states]
+        if task_type:
+            params.append(("task_type", task_type))
+        if from_timestamp:
+            params.append(("from_timestamp", from_timestamp))
+        return params
+
     @staticmethod
     def _tasks(response: httpx.Response) -> list[str]:
         if not response.content:
@@ -336,12 +379,12 @@ class ApiClient:
         from_timestamp: str | None = None,
     ) -> list[Task]:
         """Tasks matching every filter given (several projects or states: any of them)."""
-        params: list[tuple[str, str | int]] = [("project_id", int(p)) for p in project_ids]
-        params += [("state", str(s)) for s in states]
-        if task_type:
-            params.append(("task_type", task_type))
-        if from_timestamp:
-            params.append(("from_timestamp", from_timestamp))
+        params = self.task_query(
+            project_ids=project_ids,
+            states=states,
+            task_type=task_type,
+            from_timestamp=from_timestamp,
+        )
         return await self._paginate("/cloud/v1/tasks", Task, params)
 
     async def list_flavors(self) -> list[Flavor]:

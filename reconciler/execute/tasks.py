@@ -1,14 +1,23 @@
 """One watcher for everything in flight: tasks until FINISHED/ERROR, deployments until converged.
 
-Waiting holds no request slot. Every waiter registers an entry with a due time; one loop wakes
-at the earliest due time and polls what is due, so a hundred deployments waiting on their tasks
-cost about what one does:
+Waiting holds no request slot. Every waiter registers an entry; one loop wakes at the earliest
+due time and polls what is due, so ten thousand deployments waiting cost about what one does.
+Polling follows the server rather than a timer per waiter:
 
-- adaptive intervals: an entry is first polled `initial` seconds after it is registered, then
-  each interval grows by `factor` up to `cap`, with jitter so polls spread out;
-- batching: when `batch_min` or more entries of one kind and one project are waiting, one list
-  call (`GET /cloud/v1/tasks?project_id=...`, or the project's deployments list) answers all of
-  them instead of one GET each; an entry the list does not show falls back to its own GET;
+- batching: when `batch_min` or more entries of one kind and one project wait, one list call
+  (`GET /cloud/v1/tasks?project_id=...&from_timestamp=...`, or the project's deployments list)
+  answers all of them; an entry the list does not show falls back to its own GET;
+- a batched list is polled on a short fixed interval (`batch_interval`), not backed off: its cost
+  does not grow with the number waiting. It grows with its pages, so the interval is stretched
+  to keep every list together under one page request per `page_interval` seconds;
+- only lone entries back off: first polled `initial` seconds after they register, then each
+  interval grows by `factor` up to `cap`, with jitter so polls spread out;
+- a convergence wait starts at once: its first poll is in the round right after the one that
+  saw its task end (a batched list that was polled less than `batch_interval` ago waits for
+  its next turn), so a deployment that is already up costs no extra interval;
+- only the items someone waits on are parsed: list answers stay plain JSON until matched;
+- the task window starts at the oldest waiting task's registration (less `TASK_SKEW` for clock
+  differences), so the list holds the tasks in flight, not the whole run's;
 - every request goes through the caller's slots (the `--parallelism` bound).
 
 A poll that fails is retried at the next interval; `max_errors` failures in a row fail the entry.
@@ -29,7 +38,9 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from ..api import ApiClient, Task
+from pydantic import ValidationError
+
+from ..api import ApiClient, Deployment, Task
 from ..clock import REAL, Clock
 from ..errors import ApiError, NotFoundError
 from ..model import DeploymentKey, LiveDeployment
@@ -37,17 +48,20 @@ from ..model import DeploymentKey, LiveDeployment
 log = logging.getLogger("reconciler.execute.tasks")
 
 T = TypeVar("T")
-TASK_LOOKBACK = timedelta(hours=1)
+TASK_SKEW = timedelta(seconds=60)  # how far the server's clock may run behind ours
+TASKS_PATH = "/cloud/v1/tasks"
 
 
 @dataclass(frozen=True)
 class PollOptions:
-    initial: float = 0.5
+    initial: float = 0.25
     cap: float = 5.0
-    factor: float = 1.5
+    factor: float = 1.25
     jitter: float = 0.2
     batch_min: int = 3
     max_errors: int = 5
+    batch_interval: float = 0.25  # a batched list, polled on a fixed interval
+    page_interval: float = 0.15  # at most one list page per this many seconds, all lists together
 
     def next_interval(self, interval: float) -> float:
         return min(interval * self.factor, self.cap)
@@ -71,8 +85,13 @@ class _Entry:
     due: float
     interval: float
     deadline: float | None = None
+    since: float = 0.0  # wall time it registered: a task was created before this
     errors: int = 0
     last: Any = field(default=None)
+
+    @property
+    def group(self) -> tuple[Kind, int]:
+        return (self.kind, self.project_id)
 
 
 class Watcher:
@@ -93,6 +112,8 @@ class Watcher:
         self.options = options or PollOptions()
         self.rng = rng or random.Random()
         self._entries: list[_Entry] = []
+        self._next_list: dict[tuple[Kind, int], float] = {}  # a batched list's next poll
+        self._list_pages: dict[tuple[Kind, int], int] = {}  # pages its last poll took
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self.polls: defaultdict[str, int] = defaultdict(int)  # request kind -> count
@@ -131,15 +152,19 @@ class Watcher:
         deadline: float | None,
     ) -> _Entry:
         initial = self.options.initial
+        now = self.clock.monotonic()
+        # a task was just created: give it a moment; a deployment is looked at right away
+        due = self._due(initial, deadline) if kind is Kind.TASK else now
         return _Entry(
             kind,
             project_id,
             ident,
             update,
             asyncio.get_running_loop().create_future(),
-            due=self._due(initial, deadline),
+            due=due,
             interval=initial,
             deadline=deadline,
+            since=self.clock.wall(),
         )
 
     def _due(self, interval: float, deadline: float | None) -> float:
@@ -190,11 +215,36 @@ class Watcher:
             if not self._entries:
                 await self._wake.wait()
                 continue
-            delay = min(e.due for e in self._entries) - self.clock.monotonic()
+            delay = self._next_due(self._groups()) - self.clock.monotonic()
             if delay > 0 and await self._woken_within(delay):
                 continue  # something new: recompute the earliest due time
             await self._round(self.clock.monotonic())
             await asyncio.sleep(0)  # let the waiters whose wait just ended run
+
+    def _groups(self) -> dict[tuple[Kind, int], list[_Entry]]:
+        groups: dict[tuple[Kind, int], list[_Entry]] = defaultdict(list)
+        for entry in self._entries:
+            if not entry.future.done():
+                groups[entry.group].append(entry)
+        return groups
+
+    def _batched(self, waiting: list[_Entry]) -> bool:
+        return len(waiting) >= self.options.batch_min
+
+    def _list_due(self, group: tuple[Kind, int], waiting: list[_Entry]) -> float:
+        """When a batched list is next polled: on its schedule, or as its first entry is due."""
+        scheduled = self._next_list.get(group)
+        return min(e.due for e in waiting) if scheduled is None else scheduled
+
+    def _next_due(self, groups: dict[tuple[Kind, int], list[_Entry]]) -> float:
+        dues = []
+        for group, waiting in groups.items():
+            if self._batched(waiting):
+                dues.append(self._list_due(group, waiting))
+            else:
+                dues.extend(e.due for e in waiting)
+        deadlines = [e.deadline for e in self._entries if e.deadline is not None]
+        return min(dues + deadlines) if dues or deadlines else self.clock.monotonic()
 
     async def _woken_within(self, delay: float) -> bool:
         """Sleep `delay` on the clock, or less if a new waiter comes; true if one came."""
@@ -214,21 +264,30 @@ class Watcher:
 
     async def _round(self, now: float) -> None:
         self._expire(now)
-        due = [e for e in self._entries if e.due <= now and not e.future.done()]
-        groups: dict[tuple[Kind, int], list[_Entry]] = defaultdict(list)
-        for entry in self._entries:
-            if not entry.future.done():
-                groups[(entry.kind, entry.project_id)].append(entry)
+        groups = self._groups()
         calls: list[Awaitable[None]] = []
-        for (kind, project_id), waiting in groups.items():
-            due_here = [e for e in waiting if e in due]
-            if not due_here:
-                continue
-            if len(waiting) >= self.options.batch_min:
-                calls.append(self._poll_batch(kind, project_id, waiting))
+        for group, waiting in groups.items():
+            if self._batched(waiting):
+                if self._list_due(group, waiting) <= now:
+                    calls.append(self._poll_batch(group, waiting))
             else:
-                calls.extend(self._poll_one(e) for e in due_here)
+                calls.extend(self._poll_one(e) for e in waiting if e.due <= now)
         await asyncio.gather(*calls)
+        self._schedule_lists(groups)
+
+    def _schedule_lists(self, groups: dict[tuple[Kind, int], list[_Entry]]) -> None:
+        """Each batched list's next poll: `batch_interval` on, stretched so that all the lists
+        together ask for at most one page per `page_interval`."""
+        now = self.clock.monotonic()
+        batched = [g for g, waiting in groups.items() if self._batched(waiting)]
+        pages = sum(self._list_pages.get(g, 1) for g in batched)
+        for group in batched:
+            if self._next_list.get(group, now) <= now:
+                interval = max(self.options.batch_interval, pages * self.options.page_interval)
+                self._next_list[group] = now + interval
+        for group in list(self._next_list):
+            if group not in batched:
+                del self._next_list[group]  # no longer batched: start afresh if it is again
 
     def _reschedule(self, entry: _Entry) -> None:
         entry.interval = self.options.next_interval(entry.interval)
@@ -286,34 +345,57 @@ class Watcher:
             return None
         return LiveDeployment.from_answer(project_id, answer.model_dump(mode="json"))
 
-    async def _poll_batch(self, kind: Kind, project_id: int, entries: list[_Entry]) -> None:
+    async def _poll_batch(self, group: tuple[Kind, int], entries: list[_Entry]) -> None:
+        kind, project_id = group
         try:
             if kind is Kind.TASK:
-                now = datetime.fromtimestamp(self.clock.wall(), UTC)
-                since = (now - TASK_LOOKBACK).strftime("%Y-%m-%dT%H:%M:%S")
-                tasks = await self._limited(
-                    "task list",
-                    lambda: self.api.list_tasks(project_ids=[project_id], from_timestamp=since),
+                oldest = datetime.fromtimestamp(min(e.since for e in entries), UTC)
+                since = (oldest - TASK_SKEW).strftime("%Y-%m-%dT%H:%M:%S")
+                query = self.api.task_query(project_ids=[project_id], from_timestamp=since)
+                answers, pages = await self._limited(
+                    "task list", lambda: self.api.answers(TASKS_PATH, query)
                 )
-                found: dict[str, Any] = {t.id: t for t in tasks}
+                key = "id"
             else:
-                deployments = await self._limited(
-                    "deployment list", lambda: self.api.list_deployments(project_id)
+                path = self.api.deployments_path(project_id)
+                answers, pages = await self._limited(
+                    "deployment list", lambda: self.api.answers(path)
                 )
-                found = {
-                    d.name: LiveDeployment.from_answer(project_id, d.model_dump(mode="json"))
-                    for d in deployments
-                }
+                key = "name"
         except ApiError as exc:
             for entry in entries:
                 self._failed(entry, exc)
             return
+        self._list_pages[group] = pages
+        found = {a.get(key): a for a in answers if isinstance(a, dict)}
         stragglers = []
         for entry in entries:
-            if entry.ident in found:
-                self._deliver(entry, found[entry.ident])
+            answer = found.get(entry.ident)
+            if answer is not None:
+                self._deliver_answer(entry, answer)
             elif kind is Kind.DEPLOYMENT:
                 self._deliver(entry, None)  # absent from the full list: it is gone
             else:
                 stragglers.append(entry)  # not in the window the list covered
         await asyncio.gather(*(self._poll_one(e) for e in stragglers))
+
+    def _deliver_answer(self, entry: _Entry, answer: dict[str, Any]) -> None:
+        """Parse the one item this entry waits on, and hand it over."""
+        try:
+            if entry.kind is Kind.TASK:
+                value: Any = Task.model_validate(answer)
+            else:
+                parsed = Deployment.model_validate(answer)
+                value = LiveDeployment.from_answer(entry.project_id, parsed.model_dump(mode="json"))
+        except ValidationError as exc:
+            path = TASKS_PATH if entry.kind is Kind.TASK else self.api.deployments_path(0)
+            self._failed(
+                entry,
+                ApiError(
+                    f"unexpected answer for {entry.kind} {entry.ident}: {exc.errors()[0]['msg']}",
+                    method="GET",
+                    path=path,
+                ),
+            )
+            return
+        self._deliver(entry, value)
