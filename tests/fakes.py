@@ -215,6 +215,13 @@ class FakeApi:
             raise self._missing("GET", task_id)
         return Task.model_validate(self.tasks[task_id])
 
+    async def task_answers(self, **filters: Any) -> tuple[list[dict[str, Any]], int]:
+        return [t.model_dump(mode="json") for t in await self.list_tasks(**filters)], 1
+
+    async def deployment_answers(self, project_id: int) -> tuple[list[dict[str, Any]], int]:
+        found = await self.list_deployments(project_id)
+        return [d.model_dump(mode="json") for d in found], 1
+
     async def list_tasks(self, **filters: Any) -> list[Task]:
         self._check("list_tasks", "")
         projects = set(filters.get("project_ids") or ())

@@ -337,6 +337,10 @@ class ApiClient:
     async def list_deployments(self, project_id: int) -> list[Deployment]:
         return await self._paginate(self.deployments_path(project_id), Deployment)
 
+    async def deployment_answers(self, project_id: int) -> tuple[list[Any], int]:
+        """The project's deployments as the API sent them, and the pages that took."""
+        return await self.answers(self.deployments_path(project_id))
+
     async def get_deployment(self, project_id: int, name: str) -> Deployment:
         return await self._get_model(self.deployments_path(project_id, name), Deployment)
 
@@ -386,6 +390,13 @@ class ApiClient:
             from_timestamp=from_timestamp,
         )
         return await self._paginate("/cloud/v1/tasks", Task, params)
+
+    async def task_answers(
+        self, *, project_ids: Iterable[int] = (), from_timestamp: str | None = None
+    ) -> tuple[list[Any], int]:
+        """Tasks as the API sent them (see `list_tasks`), and the pages that took."""
+        query = self.task_query(project_ids=project_ids, from_timestamp=from_timestamp)
+        return await self.answers("/cloud/v1/tasks", query)
 
     async def list_flavors(self) -> list[Flavor]:
         return await self._paginate("/cloud/v3/inference/flavors", Flavor)

@@ -218,7 +218,13 @@ class Watcher:
             delay = self._next_due(self._groups()) - self.clock.monotonic()
             if delay > 0 and await self._woken_within(delay):
                 continue  # something new: recompute the earliest due time
-            await self._round(self.clock.monotonic())
+            try:
+                await self._round(self.clock.monotonic())
+            except Exception as exc:  # a bug here must fail the waiters, never hang them
+                log.exception("the watcher failed")
+                for entry in self._entries:
+                    if not entry.future.done():
+                        entry.future.set_exception(exc)
             await asyncio.sleep(0)  # let the waiters whose wait just ended run
 
     def _groups(self) -> dict[tuple[Kind, int], list[_Entry]]:
@@ -351,15 +357,14 @@ class Watcher:
             if kind is Kind.TASK:
                 oldest = datetime.fromtimestamp(min(e.since for e in entries), UTC)
                 since = (oldest - TASK_SKEW).strftime("%Y-%m-%dT%H:%M:%S")
-                query = self.api.task_query(project_ids=[project_id], from_timestamp=since)
                 answers, pages = await self._limited(
-                    "task list", lambda: self.api.answers(TASKS_PATH, query)
+                    "task list",
+                    lambda: self.api.task_answers(project_ids=[project_id], from_timestamp=since),
                 )
                 key = "id"
             else:
-                path = self.api.deployments_path(project_id)
                 answers, pages = await self._limited(
-                    "deployment list", lambda: self.api.answers(path)
+                    "deployment list", lambda: self.api.deployment_answers(project_id)
                 )
                 key = "name"
         except ApiError as exc:
@@ -388,13 +393,14 @@ class Watcher:
                 parsed = Deployment.model_validate(answer)
                 value = LiveDeployment.from_answer(entry.project_id, parsed.model_dump(mode="json"))
         except ValidationError as exc:
-            path = TASKS_PATH if entry.kind is Kind.TASK else self.api.deployments_path(0)
+            what = f"{entry.kind} {entry.ident}"
+            message = f"unexpected answer for {what}: {exc.errors()[0]['msg']}"
             self._failed(
                 entry,
                 ApiError(
-                    f"unexpected answer for {entry.kind} {entry.ident}: {exc.errors()[0]['msg']}",
+                    message,
                     method="GET",
-                    path=path,
+                    path=TASKS_PATH if entry.kind is Kind.TASK else f"deployments/{entry.ident}",
                 ),
             )
             return
