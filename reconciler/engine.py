@@ -35,6 +35,7 @@ from .objects_engine import (
 )
 from .plan import Plan, PlanOptions, make_plan
 from .redact import sensitive_values
+from .scoped import ScopedStore
 from .simulator import Simulator, SimulatorConfig, transport
 from .state import DEFAULT_STATE_PATH, StateStore, _alive, is_database_url, open_store
 from .status import StatusRow, status_rows
@@ -253,11 +254,16 @@ async def apply(
     lock_timeout: float = 10.0,
     clock: Clock = REAL,
     secrets_dir: Path | None = None,
+    projects: frozenset[int] | None = None,
 ) -> ApplyReport:
-    """Resume what a previous run left, plan, confirm, execute. Holds the store's lock."""
+    """Resume what a previous run left, plan, confirm, execute. Holds the store's lock.
+
+    With `projects` (a service replica's share), records and journal entries of other projects
+    are neither planned nor resumed: another replica owns them."""
     hooks = hooks or ApplyHooks()
     started = clock.monotonic()
-    with open_state(target) as store:
+    with open_state(target) as opened:
+        store: StateStore = opened if projects is None else ScopedStore(opened, projects)
         store.acquire_lock(timeout=lock_timeout)
         async with connect(target, hooks.on_request) as api:
             api.redact.add(sensitive_values(desired))
@@ -287,7 +293,7 @@ async def apply(
             )
             objects = ObjectRun(
                 api,
-                object_state_path(store),
+                object_state_path(opened),
                 inputs.desired,
                 store.hash_value,
                 secrets_dir or secrets_dir_for(target.state_path),
@@ -312,6 +318,12 @@ def unfinished(target: Target) -> list[Entry]:
         return []
     with open_state(target) as store:
         return Journal(store).unfinished()
+
+
+def recorded_projects(target: Target) -> frozenset[int]:
+    """The projects the inventory holds records of."""
+    with open_state(target) as store:
+        return frozenset(k.project_id for k in store.records())
 
 
 def _state_exists(target: Target) -> bool:

@@ -71,6 +71,11 @@ class Metrics:
             "reconciler_last_applied_revision", "The revision last applied.", registry=r
         )
         self.ready = Gauge("reconciler_ready", "1 when the service is ready.", registry=r)
+        self.projects_held = Gauge(
+            "reconciler_projects_held",
+            "Projects this replica reconciles (replicas on PostgreSQL share them).",
+            registry=r,
+        )
         for sync in Sync:
             for health in Health:
                 self.deployments.labels(sync.value, health.value).set(0)

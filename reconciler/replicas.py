@@ -11,7 +11,9 @@ Each replica keeps one long-lived connection (`ProjectLeases`), apart from the s
   object the project ID). `rebalance(projects)` takes free projects and gives up extras so that,
   while others are alive, a replica holds at most ceil(projects / live replicas) + 1: the caps
   add up to more than the projects, so every project finds a holder; a dead replica's projects
-  are free at once and taken at the others' next rebalance (one `--interval` at most).
+  are free at once and taken at the others' next rebalance (one `--interval` at most). While
+  another live replica holds less than ceil(projects / live), the others come down to that, so
+  a replica that joins late gets its share.
 - **Due marks**: a replica that learns of a change to a project it does not hold (a webhook, a
   file event) writes a `due` row; the holder takes its rows at its next look. Nothing is
   forwarded over the network and nothing is dropped.
@@ -25,8 +27,10 @@ from __future__ import annotations
 import math
 import os
 import socket
+import threading
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -79,6 +83,7 @@ class Replica:
     pid: int
     since: float
     seen: float
+    backend_pid: int
 
 
 class ProjectLeases:
@@ -90,6 +95,7 @@ class ProjectLeases:
         self.url = redact_url(url)
         self._clock = clock
         self.held: set[int] = set()
+        self._guard = threading.RLock()  # the service calls in from worker threads
         try:
             self._conn: psycopg.Connection[Any] = psycopg.connect(
                 url, autocommit=True, application_name="reconciler replica"
@@ -120,7 +126,8 @@ class ProjectLeases:
         import psycopg
 
         try:
-            return self._conn.execute(sql, params).fetchall()
+            with self._guard:
+                return self._conn.execute(sql, params).fetchall()
         except psycopg.Error as exc:
             raise ReplicaError(f"{self.url}: {' '.join(str(exc).split())}") from None
 
@@ -141,7 +148,8 @@ class ProjectLeases:
             (REPLICA_CLASS,),
         )
         rows = self._rows(
-            f"SELECT number, host, pid, since, seen FROM {SCHEMA}.replicas r WHERE {alive} "
+            f"SELECT number, host, pid, since, seen, backend_pid FROM {SCHEMA}.replicas r "
+            f"WHERE {alive} "
             "ORDER BY number",
             (REPLICA_CLASS,),
         )
@@ -151,9 +159,16 @@ class ProjectLeases:
 
     def rebalance(self, projects: Iterable[int]) -> set[int]:
         """Hold a fair share of `projects` (see `cap`); returns the projects held now."""
-        wanted = set(projects)
-        live = len(self.heartbeat())
-        limit = cap(len(wanted), live)
+        with self._guard:
+            return self._rebalance(set(projects))
+
+    def _rebalance(self, wanted: set[int]) -> set[int]:
+        live = self.heartbeat()
+        limit = cap(len(wanted), len(live))
+        fair = math.ceil(len(wanted) / max(1, len(live)))
+        counts = Counter(self.holders().values())
+        if any(counts[r.backend_pid] < fair for r in live if r.number != self.number):
+            limit = fair  # someone is short of a fair share: give it room
         for project in sorted(self.held - wanted):
             self._release(project)
         for project in sorted(self.held, key=self._order, reverse=True):
@@ -202,11 +217,13 @@ class ProjectLeases:
 
     def take_due(self) -> set[int]:
         """The held projects marked due since the last look (their marks are consumed)."""
-        if not self.held:
+        with self._guard:
+            held = sorted(self.held)
+        if not held:
             return set()
         rows = self._rows(
             f"DELETE FROM {SCHEMA}.due WHERE project_id = ANY(%s) RETURNING project_id",
-            (sorted(self.held),),
+            (held,),
         )
         return {int(r[0]) for r in rows}
 

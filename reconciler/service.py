@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import engine
 from .clock import REAL, Clock
@@ -37,6 +37,9 @@ from .runs import LastReconcile, Run
 from .sources import Source, SourceError
 from .state import LockHeld
 from .status import StatusRow
+
+if TYPE_CHECKING:
+    from .replicas import ProjectLeases
 
 log = logging.getLogger("reconciler.service")
 
@@ -67,8 +70,11 @@ class Service:
         metrics: Metrics | None = None,
         webhook_secret: str | None = None,
         clock: Clock = REAL,
+        leases: ProjectLeases | None = None,
     ) -> None:
         self.source = source
+        self.leases = leases  # replicas on PostgreSQL: the projects this one reconciles
+        self.projects: frozenset[int] | None = None
         self.clock = clock
         self.target = target
         self.options = options or ServeOptions()
@@ -94,6 +100,7 @@ class Service:
         self.last_report: engine.ApplyReport | None = None  # the last reconcile's apply, if any
         self.drifted: dict[DeploymentKey, str] = {}  # what the last plan found edited out of band
         self.listeners: list[Callable[[Service], None]] = []  # told after every reconcile
+        self._known_projects: frozenset[int] = frozenset()
 
     # -- triggers --------------------------------------------------------------------------
 
@@ -102,10 +109,17 @@ class Service:
         return self.reconciled_once and self.not_ready is None
 
     def trigger(self, reason: str) -> None:
-        """Ask for a reconcile; triggers during a run coalesce into one more run."""
+        """Ask for a reconcile; triggers during a run coalesce into one more run.
+
+        As a replica, a change that arrives here (a webhook, a file event) is also marked due
+        for the projects other replicas hold, so their holders reconcile it promptly."""
         self.triggers[reason] += 1
         if self._wanted is not None:
             self._wanted.set()
+        if self.leases is not None and reason in ("webhook", "files") and self._loop is not None:
+            others = self._known_projects - (self.projects or frozenset())
+            if others:
+                self._loop.run_in_executor(None, self.leases.mark_due, others)
 
     def file_event(self) -> None:
         """Called from the watchdog thread: debounce, then trigger on the loop."""
@@ -135,6 +149,7 @@ class Service:
         self.trigger("start")
         self._stop_watching = self.source.watch(self.file_event)
         ticker = asyncio.create_task(self._tick(stop), name="resync")
+        due = asyncio.create_task(self._poll_due(stop), name="due")
         stopping = asyncio.create_task(stop.wait(), name="stop")
         try:
             while not stop.is_set():
@@ -159,11 +174,24 @@ class Service:
                     log.error("reconcile crashed: %s", run.exception())
         finally:
             ticker.cancel()
+            due.cancel()
             stopping.cancel()
             self._stop_watching()
             for handle in (self._debounce, self._retry):
                 if handle is not None:
                     handle.cancel()
+
+    async def _poll_due(self, stop: asyncio.Event, every: float = 0.5) -> None:
+        """As a replica: reconcile soon when another replica marked one of our projects due."""
+        if self.leases is None:
+            return
+        while not stop.is_set():
+            await self.clock.sleep(every)
+            try:
+                if await asyncio.to_thread(self.leases.take_due):
+                    self.trigger("due")
+            except ReconcilerError as exc:
+                log.warning("cannot read due projects: %s", exc)
 
     async def _tick(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -297,6 +325,8 @@ class Service:
         if self.good is None:
             return
         desired, good_revision = self.good
+        if self.leases is not None:
+            desired = await self._share(desired)
         report = await engine.apply(
             desired,
             self.target,
@@ -314,6 +344,7 @@ class Service:
             ),
             revision=good_revision,
             lock_timeout=self.options.lock_timeout,
+            projects=self.projects if self.leases is not None else None,
         )
         self.last_report = report
         self._note_outcomes(report)
@@ -322,6 +353,24 @@ class Service:
             run.end("failed", [f"{o.key}: {o.error}" for o in report.outcomes if not o.result.ok])
         if good_revision:
             self.metrics.revision.info({"revision": good_revision})
+
+    async def _share(self, desired: DesiredState) -> DesiredState:
+        """Take this replica's share of the projects; the manifests of those projects only."""
+        assert self.leases is not None
+        recorded = await asyncio.to_thread(engine.recorded_projects, self.target)
+        known = recorded | {d.key.project_id for d in desired}
+        known |= {o.key.project_id for o in desired.objects}
+        self._known_projects = known
+        held = frozenset(await asyncio.to_thread(self.leases.rebalance, known))
+        if held != self.projects:
+            log.info("reconciling projects %s", ", ".join(map(str, sorted(held))) or "(none)")
+        self.projects = held
+        self.metrics.projects_held.set(len(held))
+        return DesiredState(
+            tuple(d for d in desired if d.key.project_id in held),
+            desired.files,
+            tuple(o for o in desired.objects if o.key.project_id in held),
+        )
 
     def _finish(self, run: Run) -> LastReconcile:
         """Readiness, metrics, the summary for /api/status, the log line, the listeners."""
@@ -373,4 +422,5 @@ class Service:
                 for k, (_, until) in sorted(self.backoff.items())
             },
             "deployments": [r.to_json() for r in self.rows],
+            "projects": sorted(self.projects) if self.projects is not None else None,
         }

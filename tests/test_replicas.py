@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -42,6 +43,14 @@ def _settle(replicas: list[ProjectLeases], projects: list[int], rounds: int = 3)
     for _ in range(rounds):
         for replica in replicas:
             replica.rebalance(projects)
+
+
+def _until_released(observer: ProjectLeases, backend: int, timeout: float = 10.0) -> None:
+    """The server ends a closed session a moment after the client leaves: wait for that."""
+    deadline = time.monotonic() + timeout
+    while backend in observer.holders().values():
+        assert time.monotonic() < deadline, "the server kept a closed session's locks"
+        time.sleep(0.01)
 
 
 def _assert_each_project_held_once(replicas: list[ProjectLeases], projects: list[int]) -> None:
@@ -81,7 +90,9 @@ def test_a_closed_replicas_projects_are_taken_at_the_next_rebalance(
     leases.extend(ProjectLeases(pg_dsn) for _ in range(3))
     _settle(leases, PROJECTS)
     gone = leases.pop(1)
+    [(backend,)] = gone._rows("SELECT pg_backend_pid()")
     gone.close()
+    _until_released(leases[0], backend)
     for replica in leases:  # one round: one --interval
         replica.rebalance(PROJECTS)
     _assert_each_project_held_once(leases, PROJECTS)
@@ -114,6 +125,10 @@ def test_a_killed_replicas_projects_are_freed_by_the_server(
     victim.stdin.write("go\n")
     victim.stdin.flush()
     assert victim.wait(30) == -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while leases[0].holders():  # the server ends the dead session a moment after the kill
+        assert time.monotonic() < deadline, "the server kept a killed session's locks"
+        time.sleep(0.01)
     _settle(leases, PROJECTS, rounds=1)
     _assert_each_project_held_once(leases, PROJECTS)
     assert {r.pid for r in leases[0].heartbeat()} == {os.getpid()}

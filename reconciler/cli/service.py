@@ -232,8 +232,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         selector=MappingProxyType(dict(args.selector)),
         apply=apply_options_of(args),
     )
-    service = Service(source, target, options, webhook_secret=secret)
-    asyncio.run(_serve(service, host, port, ui, args.notify_url, sock))
+    leases = None
+    if target.state_url is not None:  # replicas on one PostgreSQL inventory share the projects
+        from ..replicas import ProjectLeases
+
+        leases = ProjectLeases(target.state_url)
+    service = Service(source, target, options, webhook_secret=secret, leases=leases)
+    try:
+        asyncio.run(_serve(service, host, port, ui, args.notify_url, sock))
+    finally:
+        if leases is not None:
+            leases.close()
     return 0
 
 

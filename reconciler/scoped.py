@@ -1,0 +1,71 @@
+"""A state store seen through a set of projects: what one service replica may touch.
+
+Replicas on one PostgreSQL inventory split the work by project (`replicas.py`). A replica's
+apply must neither plan nor resume anything of a project another replica holds, so it works
+through this view: records and unfinished journal entries of other projects are invisible
+(never pruned, never resumed); writes and the lock pass through unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .model import DeploymentKey, Record
+from .state import JournalEntry, LockHolder, StateStore
+
+
+class ScopedStore:
+    """`StateStore` limited to `projects` for what it reads (see the module docstring)."""
+
+    def __init__(self, store: StateStore, projects: frozenset[int]) -> None:
+        self._store = store
+        self.projects = projects
+
+    def records(self) -> dict[DeploymentKey, Record]:
+        return {k: r for k, r in self._store.records().items() if k.project_id in self.projects}
+
+    def unfinished(self) -> list[JournalEntry]:
+        return [e for e in self._store.unfinished() if e.key.project_id in self.projects]
+
+    def save_record(self, record: Record) -> None:
+        self._store.save_record(record)
+
+    def forget(self, key: DeploymentKey) -> None:
+        self._store.forget(key)
+
+    def hash_value(self, value: Any) -> str:
+        return self._store.hash_value(value)
+
+    def journal_intent(self, key: DeploymentKey, action: str, intent: Mapping[str, Any]) -> int:
+        return self._store.journal_intent(key, action, intent)
+
+    def journal_tasks(self, entry_id: int, task_ids: list[str]) -> None:
+        self._store.journal_tasks(entry_id, task_ids)
+
+    def journal_done(self, entry_id: int, result: str, message: str = "") -> None:
+        self._store.journal_done(entry_id, result, message)
+
+    def holder(self) -> LockHolder | None:
+        return self._store.holder()
+
+    def acquire_lock(
+        self,
+        *,
+        timeout: float = 10.0,
+        poll: float = 0.2,
+        sleep: Callable[[float], None] | None = None,
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {"timeout": timeout, "poll": poll}
+        if sleep is not None:
+            kwargs["sleep"] = sleep
+        if monotonic is not None:
+            kwargs["monotonic"] = monotonic
+        self._store.acquire_lock(**kwargs)
+
+    def release_lock(self) -> None:
+        self._store.release_lock()
+
+    def close(self) -> None:
+        self._store.close()

@@ -1,0 +1,157 @@
+"""Three `serve` replicas (real processes) on one PostgreSQL inventory and one simulator, with 30
+deployments in 6 projects: each project reconciled by exactly one replica, a kill -9'd replica's
+projects taken over within about one interval, no duplicate create, everything converged, and a
+changed manifest reaching the API promptly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from reconciler.simulator import BackgroundServer, Simulator, SimulatorConfig, Timings
+from tests.conftest import API_KEY, FLAVOR
+from tests.pgserver import _free_port
+
+pytestmark = pytest.mark.slow
+
+PROJECTS = [1, 2, 3, 4, 5, 6]
+INTERVAL = 2.0
+
+
+def _manifest(project: int, n: int, image: str = "nginx:latest") -> str:
+    return f"""\
+apiVersion: reconciler/v1
+kind: InferenceDeployment
+metadata: {{name: svc-{project}-{n}, project_id: {project}}}
+spec:
+  image: {image}
+  flavor_name: {FLAVOR}
+  listening_port: 80
+  containers: [{{region_id: 1, scale: {{min: 1, max: 1}}}}]
+"""
+
+
+@pytest.fixture
+def server() -> Iterator[BackgroundServer]:
+    timings = Timings(task_queue=0.05, task_run=0.2, rollout=0.2, delete=0.1)
+    with BackgroundServer(Simulator(SimulatorConfig(api_key=API_KEY, timings=timings))) as srv:
+        yield srv
+
+
+def _until(check: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll `check` until it holds; the seconds it took (the processes move on their own)."""
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"{what}: not reached in {timeout:g}s")
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def _status(port: int) -> dict[str, Any] | None:
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{port}/api/status", timeout=2)
+    except httpx.HTTPError:
+        return None
+    return answer.json() if answer.status_code == 200 else None
+
+
+def test_three_replicas_share_projects_and_take_over_a_killed_one(
+    server: BackgroundServer, pg_dsn: str, tmp_path: Path
+) -> None:
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    for project in PROJECTS:
+        for n in range(5):
+            (manifests / f"p{project}-{n}.yaml").write_text(_manifest(project, n))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
+    env.update(GCORE_BASE_URL=server.url, GCORE_API_KEY=API_KEY, RECONCILER_STATE=pg_dsn)
+    ports = [_free_port() for _ in range(3)]
+    replicas = []
+    for i, port in enumerate(ports):
+        (tmp_path / f"r{i}").mkdir()
+        replicas.append(
+            subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "reconciler", "serve", "--manifests", str(manifests)),
+                    *("--interval", str(INTERVAL), "--listen", f"127.0.0.1:{port}"),
+                ],
+                cwd=tmp_path / f"r{i}",
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=open(tmp_path / f"r{i}.log", "w"),  # noqa: SIM115
+                stdin=subprocess.DEVNULL,
+            )
+        )
+    try:
+        cloud = server.simulator.cloud
+
+        def converged() -> bool:
+            views = [cloud.view(d)["status"] for d in list(cloud.deployments.values())]
+            return len(views) == 30 and all(v == "ACTIVE" for v in views)
+
+        def shares(live: list[int]) -> list[list[int]] | None:
+            answers = [_status(ports[i]) for i in live]
+            if any(a is None or a.get("projects") is None for a in answers):
+                return None
+            return [a["projects"] for a in answers if a is not None]
+
+        def partitioned(live: list[int]) -> bool:
+            held = shares(live)
+            if held is None or any(not h for h in held):
+                return False
+            flat = [p for h in held for p in h]
+            return sorted(flat) == PROJECTS  # every project, each held by exactly one
+
+        _until(converged, 90, "30 deployments ACTIVE")
+        try:
+            _until(lambda: partitioned([0, 1, 2]), 30, "projects shared by three replicas")
+        except AssertionError:
+            logs = [(tmp_path / f"r{i}.log").read_text()[-1500:] for i in range(3)]
+            raise AssertionError(f"shares {shares([0, 1, 2])}; logs {logs}") from None
+        held = shares([0, 1, 2])
+        assert held is not None and all(len(h) <= 3 for h in held)  # ceil(6 / 3) + 1
+        metrics = httpx.get(f"http://127.0.0.1:{ports[0]}/metrics", timeout=5).text
+        assert f"reconciler_projects_held {float(len(held[0]))}" in metrics
+        expected = {(p, f"svc-{p}-{n}"): 1 for p in PROJECTS for n in range(5)}
+        assert dict(server.simulator.creates) == expected
+
+        victim_projects = held[1]
+        replicas[1].send_signal(signal.SIGKILL)
+        assert replicas[1].wait(30) == -signal.SIGKILL
+        took = _until(lambda: partitioned([0, 2]), 4 * INTERVAL, "takeover by the survivors")
+        assert took <= INTERVAL + 2, took  # one interval, plus a reconcile in flight
+        print(f"takeover after kill -9: {took:.2f} s (interval {INTERVAL:g} s)")
+        after = shares([0, 2])
+        assert after is not None and set(victim_projects) <= {p for h in after for p in h}
+
+        # A change in one project reaches the API promptly, whichever replica holds it.
+        project = victim_projects[0]
+        (manifests / f"p{project}-0.yaml").write_text(_manifest(project, 0, image="nginx:1.27"))
+        key = (project, f"svc-{project}-0")
+        reached = _until(
+            lambda: cloud.view(cloud.deployments[key])["image"] == "nginx:1.27",
+            2.0,
+            "the change reaching the API",
+        )
+        print(f"manifest change to the API: {reached:.2f} s")
+        _until(converged, 30, "everything converged after the takeover")
+        assert all(n == 1 for n in server.simulator.creates.values()), server.simulator.creates
+    finally:
+        for replica in replicas:
+            if replica.poll() is None:
+                replica.send_signal(signal.SIGTERM)
+        for replica in replicas:
+            try:
+                replica.wait(30)
+            except subprocess.TimeoutExpired:
+                replica.kill()
