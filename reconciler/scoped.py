@@ -28,6 +28,9 @@ class ScopedStore:
     def unfinished(self) -> list[JournalEntry]:
         return [e for e in self._store.unfinished() if e.key.project_id in self.projects]
 
+    def journal_history(self, key: DeploymentKey) -> list[JournalEntry]:
+        return self._store.journal_history(key) if key.project_id in self.projects else []
+
     def save_record(self, record: Record) -> None:
         self._store.save_record(record)
 
