@@ -13,6 +13,7 @@ from reconciler.api import Deployment
 from reconciler.engine import fetch_live
 from reconciler.errors import ConflictError, NotFoundError, ValidationFailedError
 from reconciler.execute import ApplyOptions, Event, Executor, Outcome, Phase, Result
+from reconciler.execute.send import MUTATION_ATTEMPTS
 from reconciler.manifests import load_desired
 from reconciler.model import DeploymentKey, RecordOutcome
 from reconciler.plan import Action, PlanOptions, make_plan
@@ -101,11 +102,11 @@ async def test_a_create_that_did_nothing_is_resent_after_a_backoff(rig: Rig) -> 
 
 async def test_a_create_failing_every_time_fails_without_a_record(rig: Rig) -> None:
     rig.write("alpha-svc")
-    rig.api.fail["create_deployment"] += [server_error("POST")] * 5
+    rig.api.fail["create_deployment"] += [server_error("POST")] * MUTATION_ATTEMPTS
     outcomes = await rig.run()
     assert outcomes["alpha-svc"].result is Result.FAILED
     assert "HTTP 503" in outcomes["alpha-svc"].error
-    assert rig.sends("create_deployment") == 5
+    assert rig.sends("create_deployment") == MUTATION_ATTEMPTS
     assert rig.outcome("alpha-svc") is None  # nothing was created: nothing is owned
 
 
@@ -183,7 +184,7 @@ async def test_creates_blocked_by_a_deleting_namesake_fail_alone(tmp_path: Path)
     outcomes = await rig.run()
     assert outcomes["beta-svc"].result is Result.CONVERGED
     assert outcomes["alpha-svc"].result is Result.FAILED
-    assert "409 Conflict 5 times" in outcomes["alpha-svc"].error
+    assert f"409 Conflict {MUTATION_ATTEMPTS} times" in outcomes["alpha-svc"].error
     rig.store.close()
 
 

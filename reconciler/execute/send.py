@@ -20,7 +20,7 @@ from .context import Attempt, Context
 from .outcomes import Phase
 
 T = TypeVar("T")
-MUTATION_ATTEMPTS = 5  # sends of one mutating request, each after checking the last did nothing
+MUTATION_ATTEMPTS = 8  # sends of one mutating request, each after checking the last did nothing
 
 
 class _NotApplied(Enum):
