@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,8 @@ from .common import Subparsers, add_allow_empty, require_manifests
 if TYPE_CHECKING:
     from ..manifests import ManifestError
     from ..model import DesiredState
+
+_CONTROL_BUT_NEWLINES = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def add_validate(sub: Subparsers) -> None:
@@ -81,6 +84,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _escape_data(text: str) -> str:
     """A workflow command's message, escaped as the Actions runner reads it."""
+    from ..textsafe import escape  # control characters but CR/LF (an ESC sequence) as escapes
+
+    text = _CONTROL_BUT_NEWLINES.sub(lambda m: escape(m.group()), text)
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 

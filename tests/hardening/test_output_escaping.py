@@ -69,3 +69,11 @@ def test_text_log_lines_are_one_line_each() -> None:
     )
     line = _Text().format(record)
     assert "\n" not in line and "\x1b" not in line and "\\n::error::b\\x1b" in line
+
+
+def test_github_annotations_escape_control_characters() -> None:
+    from reconciler.cli.manifests import _github
+
+    text = _github(ManifestError("a.yaml", 3, 1, "spec.x\x1b[2J", "bad\n::error::forged\x07"))
+    assert "\x1b" not in text and "\x07" not in text and "\n" not in text
+    assert text.count("::error") == 1 + text.count("%0A::error")
