@@ -151,6 +151,8 @@ def test_describe_shows_status_record_and_live(applied: Path) -> None:
     assert "Applied spec:" in lines and "Live spec:" in lines
     assert "    DEBUG_MODE: (sensitive)" in lines  # the live answer's clear value hidden
     assert "False" not in shown.stdout
+    logs = lines[lines.index("Recent logs:") + 1 :]
+    assert logs and all(" r1 " in line for line in logs)
     assert cli(applied, "describe", "--simulate", "nope-svc").returncode == 1
 
 

@@ -383,11 +383,24 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     key = resolve(args.name, args.project, list(records))
     record = records[key]
 
-    async def fetch() -> dict[DeploymentKey, Any]:
-        async with engine.connect(target) as api:
-            return await engine.fetch_live(api, {key.project_id})
+    async def fetch() -> tuple[dict[DeploymentKey, Any], list[str]]:
+        from ..api.objects import InferenceObjects
+        from ..errors import ApiError
+        from .objects import format_line
 
-    found = asyncio.run(fetch()).get(key)
+        async with engine.connect(target) as api:
+            live = await engine.fetch_live(api, {key.project_id})
+            logs: list[str] = []
+            if key in live:
+                try:
+                    lines = await InferenceObjects(api).logs(key.project_id, key.name, tail=5)
+                    logs = [format_line(line) for line in lines]
+                except ApiError as exc:
+                    logs = [f"(no logs: {exc})"]
+            return live, logs
+
+    live, logs = asyncio.run(fetch())
+    found = live.get(key)
     [row] = [r for r in asyncio.run(engine.status(target)) if r.key == key]
     lines = [
         f"Name:          {key.name}",
@@ -420,6 +433,9 @@ def _cmd_describe(args: argparse.Namespace) -> int:
         if view.get("envs"):
             view["envs"] = {k: SENSITIVE for k in view["envs"]}
         lines += ["  " + x for x in yaml.safe_dump(view, sort_keys=False).splitlines()]
+    if logs:
+        lines.append("Recent logs:")
+        lines += ["  " + line for line in logs]
     print("\n".join(lines))
     return 0
 
