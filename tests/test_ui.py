@@ -359,3 +359,18 @@ async def test_owned_credentials_secrets_and_keys_are_listed_without_their_secre
     row = re.search(r'<tr data-object="InferenceRegistryCredential/1/ghcr-bot">.*?</tr>', page.text)
     assert row and "Synced" in row[0]
     assert_no_canary({"/": page.text})
+
+
+async def test_recent_applies_come_from_the_journal_and_survive_a_restart(
+    tmp_path: Path, folder: Path, sim: BackgroundServer
+) -> None:
+    (folder / "bad-svc.yaml").write_text(manifest("bad-svc", image="broken/model:1"))
+    async with serving(tmp_path, folder, sim) as served:
+        report = served.service.last_report
+        assert report is not None
+        [first_task] = report.outcomes[0].task_ids
+    async with serving(tmp_path, folder, sim) as served, httpx.AsyncClient() as http:
+        page = await http.get(served.url + "/deployments/1/bad-svc")
+    applies = page.text.split("Recent applies", 1)[1]
+    assert first_task in applies  # written by the service that ran before this one
+    assert "Failed to deploy image &#39;broken/model:1&#39;" in applies

@@ -37,8 +37,7 @@ from ..model import DeploymentKey
 from ..render import render_markdown
 from ..service import Service
 from . import view
-from .history import History
-from .snapshot import DeploymentView, SnapshotCache, recent_logs, task_states
+from .snapshot import DeploymentView, SnapshotCache, journal_of, recent_logs, task_states
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -72,10 +71,8 @@ class Ui:
         self.service = service
         self.options = options
         self.cache = SnapshotCache(service, ttl=options.snapshot_ttl)
-        self.history = History()
         self.csrf = secrets.token_urlsafe(24)
         self._extras_cache: dict[DeploymentKey, tuple[float, dict[str, Any]]] = {}
-        service.listeners.append(self.history)
         service.listeners.append(lambda _service: self.cache.invalidate())
         self.env = Environment(
             loader=PackageLoader("reconciler.ui", "templates"),
@@ -120,26 +117,27 @@ class Ui:
         found = snap.find(key)
         if found is None:
             return self.page("missing.html", 404, title="Not found", key=str(key))
-        entries = self.history.of(key)
+        entries = await asyncio.to_thread(journal_of, self.service, key)
+        latest = next((e for e in entries if e.task_ids), None)
+        now = time.time()
         return self.page(
             "deployment.html",
             title=str(key),
-            d=view.detail(found, time.time()),
+            d=view.detail(found, now),
             history=[
                 {
-                    "at": view.when(e.at, time.time()),
+                    "at": view.when(e.started_at, now),
                     "action": e.action,
-                    "result": e.result,
-                    "error": e.error,
+                    "result": e.result or "in progress",
+                    "error": e.message,
                     "tasks": ", ".join(e.task_ids),
-                    "seconds": f"{e.seconds:.1f}",
-                    "revision": (e.revision or "")[:10],
+                    "revision": str(e.intent.get("revision") or "")[:10],
                 }
                 for e in entries
             ],
             backoff=key in self.service.backoff,
             api_error=snap.api_error,
-            **await self._extras(found, entries[0].task_ids[:5] if entries else ()),
+            **await self._extras(found, latest.task_ids[:5] if latest else ()),
         )
 
     async def _extras(self, found: DeploymentView, task_ids: tuple[str, ...]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from ..objects_engine import ObjectStatusRow, object_state_path, object_status
 from ..plan import Change, Plan, PlanError, PlanOptions, make_plan
 from ..redact import sensitive_values
 from ..service import Service
-from ..state import open_store
+from ..state import JournalEntry, open_store
 from ..status import StatusRow, status_rows
 
 KIND = "InferenceDeployment"
@@ -222,3 +222,16 @@ async def task_states(service: Service, task_ids: Sequence[str]) -> list[tuple[s
         else (task_id, answer.state.value, answer.error or "")
         for task_id, answer in zip(task_ids, answers, strict=True)
     ]
+
+
+def journal_of(service: Service, key: DeploymentKey, keep: int = 20) -> list[JournalEntry]:
+    """The deployment's newest `keep` journal entries (what was applied, how it ended), newest
+    first; the state store keeps finished ones for 30 days. Blocking: run it in a thread."""
+    try:
+        store = open_store(service.target.state_location)
+    except ReconcilerError:
+        return []
+    try:
+        return list(reversed(store.journal_history(key)))[:keep]
+    finally:
+        store.close()
