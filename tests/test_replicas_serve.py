@@ -77,6 +77,7 @@ def test_three_replicas_share_projects_and_take_over_a_killed_one(
     env.update(GCORE_BASE_URL=server.url, GCORE_API_KEY=API_KEY, RECONCILER_STATE=pg_dsn)
     ports = [_free_port() for _ in range(3)]
     replicas = []
+    logs = [open(tmp_path / f"r{i}.log", "w") for i in range(3)]  # noqa: SIM115  # closed below
     for i, port in enumerate(ports):
         (tmp_path / f"r{i}").mkdir()
         replicas.append(
@@ -88,7 +89,7 @@ def test_three_replicas_share_projects_and_take_over_a_killed_one(
                 cwd=tmp_path / f"r{i}",
                 env=env,
                 stdout=subprocess.DEVNULL,
-                stderr=open(tmp_path / f"r{i}.log", "w"),  # noqa: SIM115
+                stderr=logs[i],
                 stdin=subprocess.DEVNULL,
             )
         )
@@ -116,8 +117,8 @@ def test_three_replicas_share_projects_and_take_over_a_killed_one(
         try:
             _until(lambda: partitioned([0, 1, 2]), 30, "projects shared by three replicas")
         except AssertionError:
-            logs = [(tmp_path / f"r{i}.log").read_text()[-1500:] for i in range(3)]
-            raise AssertionError(f"shares {shares([0, 1, 2])}; logs {logs}") from None
+            tails = [(tmp_path / f"r{i}.log").read_text()[-1500:] for i in range(3)]
+            raise AssertionError(f"shares {shares([0, 1, 2])}; logs {tails}") from None
         held = shares([0, 1, 2])
         assert held is not None and all(len(h) <= 3 for h in held)  # ceil(6 / 3) + 1
         metrics = httpx.get(f"http://127.0.0.1:{ports[0]}/metrics", timeout=5).text
@@ -155,3 +156,5 @@ def test_three_replicas_share_projects_and_take_over_a_killed_one(
                 replica.wait(30)
             except subprocess.TimeoutExpired:
                 replica.kill()
+        for log in logs:
+            log.close()
