@@ -1,4 +1,4 @@
-"""The whole project end to end: `reconciler` processes over real HTTP to the simulator.
+"""The whole project end to end: `reconciler` commands over real HTTP to the simulator.
 
 The example folder (one registry credential, one secret, two API keys, three deployments using
 them) applies from empty in one run, in an order the simulator accepts (it refuses a deployment
@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import pytest
 from reconciler.simulator import BackgroundServer, Simulator, SimulatorConfig, Timings
 
 from .canary import assert_no_canary, state_bytes
+from .inproc import run_cli
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "whole-project"
 API_KEY = "whole-project-key-0123"
@@ -51,10 +51,7 @@ def cli(server: BackgroundServer, root: Path, *args: str) -> subprocess.Complete
         AWS_SECRET_ACCESS_KEY=AWS,
     )
     state = ["--state", str(root / "state.db")] if args[0] != "validate" else []
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args, *state],
-        env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, cwd=root,
-    )  # fmt: skip
+    return run_cli([*args, *state], root, env)  # in-process, as a process sees it (inproc.py)
 
 
 def _order(server: BackgroundServer, method: str) -> list[str]:
