@@ -22,6 +22,7 @@ No I/O here: values in, values out.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,11 +31,19 @@ from .model import SpecPath
 
 SENSITIVE = "(sensitive)"
 HASH_PREFIX = "hmac-sha256:"
+_HASH = re.compile(re.escape(HASH_PREFIX) + "[0-9a-f]{64}")  # what statekey records
+
+
 PROBES = ("liveness_probe", "readiness_probe", "startup_probe")
 TRIGGERS = ("cpu", "memory", "gpu_memory", "gpu_utilization", "http", "sqs")
 ATOMIC_MAPS = frozenset({("envs",), ("probes", "*", "probe", "http_get", "headers")})
 # Fields whose reset is not `null` in a PATCH.
 RESET_VALUES: Mapping[str, Any] = {"api_keys": [], "auth_enabled": False}
+
+
+def _is_hash(value: Any) -> bool:
+    """A recorded secret's hash (prefix and 64 hex digits), not a value that starts like one."""
+    return isinstance(value, str) and _HASH.fullmatch(value) is not None
 
 
 class _Unknown:
@@ -202,7 +211,7 @@ class _Diff:
 
     def same(self, expected: Any, live: Any) -> bool:
         """Equal, where `expected` may be a recorded secret's hash."""
-        if isinstance(expected, str) and expected.startswith(HASH_PREFIX) and self.hasher:
+        if _is_hash(expected) and self.hasher:
             return bool(self.hasher(live) == expected)
         return bool(expected == live)
 
@@ -261,7 +270,7 @@ class _Diff:
             self.add(at, live_value, None)
 
     def record_matches(self, last_value: Any, live_value: Any, at: _At) -> bool:
-        if isinstance(last_value, str) and last_value.startswith(HASH_PREFIX):
+        if _is_hash(last_value):
             return self.hasher is not None and bool(self.hasher(live_value) == last_value)
         if at.schema == ("command",) and isinstance(last_value, list):
             return bool(" ".join(last_value) == live_value)
