@@ -14,6 +14,7 @@ import json
 import sqlite3
 from pathlib import Path
 from types import MappingProxyType
+from typing import Protocol
 
 from .kinds import Kind, ObjectKey
 from .objects_plan import ObjectRecord
@@ -31,6 +32,31 @@ CREATE TABLE IF NOT EXISTS object_records (
     PRIMARY KEY (kind, project_id, name)
 )
 """
+
+
+class ObjectRecordStore(Protocol):
+    """Where object records live: SQLite's `ObjectRecords`, PostgreSQL's `PgObjectRecords`."""
+
+    def records(self) -> dict[ObjectKey, ObjectRecord]: ...
+    def save(self, record: ObjectRecord) -> None: ...
+    def forget(self, key: ObjectKey) -> None: ...
+    def close(self) -> None: ...
+
+
+def open_object_records(source: object) -> ObjectRecordStore | None:
+    """The object records beside a state store (or a SQLite state file's path); None if none."""
+    if isinstance(source, Path):
+        return ObjectRecords(source)
+    path = getattr(source, "path", None)
+    if isinstance(path, Path):
+        return ObjectRecords(path)
+    if type(source).__name__ == "PostgresStateStore":
+        from .pg_objects import PgObjectRecords
+        from .pgstate import PostgresStateStore
+
+        if isinstance(source, PostgresStateStore):
+            return PgObjectRecords(source)
+    return None
 
 
 class ObjectRecords:

@@ -26,7 +26,7 @@ from .diff import Hasher, hashed
 from .errors import ApiError, ConflictError, NotFoundError
 from .kinds import OBJECT_KINDS, DesiredObject, Kind, ObjectKey
 from .model import DeploymentKey, LiveDeployment
-from .object_state import ObjectRecords
+from .object_state import ObjectRecordStore
 from .objects_plan import LiveObject, ObjectAction, ObjectChange, ObjectRecord
 
 DEFAULT_SECRETS_DIR = ".reconciler/secrets"
@@ -96,7 +96,7 @@ class ObjectExecutor:
     """Runs object changes against the API and keeps their records."""
 
     api: ApiClient
-    records: ObjectRecords
+    records: ObjectRecordStore
     desired: Mapping[ObjectKey, DesiredObject]
     hasher: Hasher
     secrets_dir: Path

@@ -20,7 +20,7 @@ from .api import ApiClient
 from .diff import Hasher, hashed
 from .kinds import ObjectKey
 from .model import DeploymentKey, DesiredState, LiveDeployment
-from .object_state import ObjectRecords
+from .object_state import ObjectRecordStore, open_object_records
 from .objects_apply import ObjectExecutor, ObjectOutcome, fetch_live_objects, users_of
 from .objects_plan import (
     LiveObject,
@@ -35,21 +35,28 @@ from .objects_plan import (
 from .plan import Action, Plan, PlanError
 
 NO_OBJECT_STATE = (
-    "credentials, secrets and API keys need a SQLite state file for now (--state PATH); "
+    "credentials, secrets and API keys need a SQLite or PostgreSQL state store; "
     "this state store cannot record them"
 )
 
 
-def object_state_path(store: object) -> Path | None:
-    """The SQLite file object records live in, or None for a store without one."""
+def object_state_path(store: object) -> object | None:
+    """What object records open from: a SQLite state file's path, the PostgreSQL store itself,
+    or None for a store that cannot hold them."""
     path = getattr(store, "path", None)
-    return path if isinstance(path, Path) else None
+    if isinstance(path, Path):
+        return path
+    return store if type(store).__name__ == "PostgresStateStore" else None
 
 
-def _records(state_path: Path | None) -> dict[ObjectKey, ObjectRecord]:
-    if state_path is None:
+def _open(state_path: object | None) -> ObjectRecordStore | None:
+    return None if state_path is None else open_object_records(state_path)
+
+
+def _records(state_path: object | None) -> dict[ObjectKey, ObjectRecord]:
+    store = _open(state_path)
+    if store is None:
         return {}
-    store = ObjectRecords(state_path)
     try:
         return store.records()
     finally:
@@ -103,7 +110,7 @@ def _fingerprint(
 async def with_objects(
     plan: Plan,
     desired: DesiredState,
-    state_path: Path | None,
+    state_path: object | None,
     api: ApiClient,
     live: Mapping[DeploymentKey, LiveDeployment],
     hasher: Hasher,
@@ -112,7 +119,7 @@ async def with_objects(
     allow_empty: bool,
 ) -> Plan:
     """`plan` with the object actions, after checking references and deletes (PlanError)."""
-    if state_path is None and desired.objects:
+    if _open(state_path) is None and desired.objects:
         raise PlanError(NO_OBJECT_STATE)
     records = _records(state_path)
     projects = {o.key.project_id for o in desired.objects} | {k.project_id for k in records}
@@ -139,7 +146,7 @@ class ObjectRun:
     """The object waves of one apply: writes before the deployments, deletes after."""
 
     api: ApiClient
-    state_path: Path | None
+    state_path: object | None
     desired: DesiredState
     hasher: Hasher
     secrets_dir: Path
@@ -147,9 +154,9 @@ class ObjectRun:
     async def run(self, changes: list[ObjectChange]) -> list[ObjectOutcome]:
         if not any(c.action.mutates for c in changes):
             return []
-        if self.state_path is None:
+        store = _open(self.state_path)
+        if store is None:
             raise PlanError(NO_OBJECT_STATE)
-        store = ObjectRecords(self.state_path)
         try:
             wanted = {o.key: o for o in self.desired.objects}
             return await ObjectExecutor(self.api, store, wanted, self.hasher, self.secrets_dir).run(
@@ -192,7 +199,7 @@ class ObjectStatusRow:
 
 
 async def object_status(
-    state_path: Path | None, api: ApiClient, hasher: Callable[[object], str]
+    state_path: object | None, api: ApiClient, hasher: Callable[[object], str]
 ) -> list[ObjectStatusRow]:
     """Sync of every owned object: its recorded body (secrets aside) against the live one."""
     records = _records(state_path)

@@ -10,7 +10,11 @@ a row is written.
     {"format": "reconciler-state", "format_version": 1, "schema_version": 1,
      "hash": {"salt": "…", "hash_key": "file", "key_check": "…"},
      "records": [{"project_id": 1, "name": "…", "last_applied": {…}, …}],
-     "journal": [{"project_id": 1, "name": "…", "action": "create", …}]}
+     "journal": [{"project_id": 1, "name": "…", "action": "create", …}],
+     "objects": [{"kind": "InferenceSecret", "project_id": 1, "name": "…", …}]}
+
+`objects` (credentials, secrets, API keys; their sensitive values hashed like the records') is
+written only when there are some, so a document without them still reads in older versions.
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ReconcilerError
+from .kinds import Kind, ObjectKey
 from .model import DeploymentKey, Record, RecordOutcome
+from .object_state import ObjectRecordStore, open_object_records
+from .objects_plan import ObjectRecord
 from .state import JournalEntry, StateStore
 
 FORMAT = "reconciler-state"
@@ -78,6 +85,17 @@ class _Journal(_Strict):
     started_at: float
 
 
+class _Object(_Strict):
+    kind: Kind
+    project_id: int = Field(ge=1, lt=2**63)
+    name: str = Field(min_length=1)
+    last_applied: dict[str, Any]
+    sensitive_paths: list[list[str | int]] = []
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    applied_at: float
+
+
 class _Document(_Strict):
     format: Literal["reconciler-state"]
     format_version: Literal[1]
@@ -85,12 +103,41 @@ class _Document(_Strict):
     hash: _Hash
     records: list[_Record]
     journal: list[_Journal] = []
+    objects: list[_Object] = []
 
 
 @dataclass(frozen=True)
 class Imported:
     records: int
     journal: int
+    objects: int = 0
+
+
+def _object_records(store: TransferStore) -> ObjectRecordStore:
+    found = open_object_records(store)
+    if found is None:
+        raise TransferError(f"{store} cannot hold credentials, secrets or API keys")
+    return found
+
+
+def _export_objects(store: TransferStore) -> list[dict[str, Any]]:
+    objects = _object_records(store)
+    try:
+        return [
+            {
+                "kind": o.key.kind.value,
+                "project_id": o.key.project_id,
+                "name": o.key.name,
+                "last_applied": dict(o.last_applied),
+                "sensitive_paths": sorted(list(p) for p in o.sensitive_paths),
+                "labels": dict(o.labels),
+                "annotations": dict(o.annotations),
+                "applied_at": o.applied_at,
+            }
+            for o in objects.records().values()
+        ]
+    finally:
+        objects.close()
 
 
 def export_state(store: TransferStore) -> dict[str, Any]:
@@ -123,7 +170,7 @@ def export_state(store: TransferStore) -> dict[str, Any]:
         }
         for e in store.unfinished()
     ]
-    return {
+    document: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "schema_version": store.schema_version(),
@@ -131,6 +178,10 @@ def export_state(store: TransferStore) -> dict[str, Any]:
         "records": records,
         "journal": journal,
     }
+    objects = _export_objects(store)
+    if objects:
+        document["objects"] = objects
+    return document
 
 
 def parse_document(text: str, where: str) -> _Document:
@@ -159,6 +210,33 @@ def import_state(store: TransferStore, document: _Document) -> Imported:
     keys = [DeploymentKey(r.project_id, r.name) for r in document.records]
     if len(set(keys)) != len(keys):
         raise TransferError("the export lists one deployment twice")
+    object_keys = [ObjectKey(o.kind, o.project_id, o.name) for o in document.objects]
+    if len(set(object_keys)) != len(object_keys):
+        raise TransferError("the export lists one credential, secret or API key twice")
+    objects = _object_records(store)
+    try:
+        if objects.records():
+            raise TransferError(
+                f"{store} already holds credentials, secrets or API keys; import into an empty one"
+            )
+        imported = _import(store, document, keys)
+        for o, okey in zip(document.objects, object_keys, strict=True):
+            objects.save(
+                ObjectRecord(
+                    key=okey,
+                    last_applied=o.last_applied,
+                    sensitive_paths=frozenset(tuple(p) for p in o.sensitive_paths),
+                    labels=MappingProxyType(o.labels),
+                    annotations=MappingProxyType(o.annotations),
+                    applied_at=o.applied_at,
+                )
+            )
+    finally:
+        objects.close()
+    return Imported(imported.records, imported.journal, len(object_keys))
+
+
+def _import(store: TransferStore, document: _Document, keys: list[DeploymentKey]) -> Imported:
     store.adopt_hash_meta(document.hash.model_dump())
     for r, key in zip(document.records, keys, strict=True):
         store.save_record(

@@ -233,3 +233,40 @@ def test_journal_history_keeps_one_deployments_entries_in_order(state_location: 
     ]
     assert store.journal_history(DeploymentKey(2, "my-instance")) == []
     store.close()
+
+
+def test_object_records_round_trip_beside_the_deployments(state_location: str) -> None:
+    from reconciler.kinds import Kind, ObjectKey
+    from reconciler.object_state import open_object_records
+    from reconciler.objects_plan import ObjectRecord
+
+    store = open_store(state_location)
+    objects = open_object_records(store)
+    assert objects is not None and objects.records() == {}
+    key = ObjectKey(Kind.REGISTRY_CREDENTIAL, 1, "registry")
+    record = ObjectRecord(
+        key=key,
+        last_applied={"username": "bot", "password": store.hash_value("pw")},
+        applied_at=7.5,
+        sensitive_paths=frozenset({("password",)}),
+        labels={"team": "search"},
+        annotations={"reconciler/prune": "false"},
+    )
+    objects.save(record)
+    other = ObjectRecord(key=ObjectKey(Kind.API_KEY, 1, "ci"), last_applied={}, applied_at=1.0)
+    objects.save(other)
+    objects.close()
+    store.close()
+
+    again = open_store(state_location)
+    objects = open_object_records(again)
+    assert objects is not None
+    assert objects.records() == {key: record, other.key: other}
+    assert "pw" not in repr(objects.records())
+    changed = ObjectRecord(key=key, last_applied={"username": "other"}, applied_at=8.0)
+    objects.save(changed)
+    objects.forget(other.key)
+    assert objects.records() == {key: changed}
+    assert again.records() == {}  # deployments and objects are apart
+    objects.close()
+    again.close()

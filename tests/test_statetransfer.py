@@ -156,3 +156,51 @@ def test_a_bad_document_is_one_line_naming_where(
     code = main(["state", "import", str(path), "--state", str(tmp_path / "s" / "state.db")])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and expected in err, err
+
+
+def test_credentials_secrets_and_api_keys_move_with_the_inventory_still_hashed(
+    state_location: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from reconciler.kinds import Kind, ObjectKey
+    from reconciler.object_state import open_object_records
+    from reconciler.objects_plan import ObjectRecord
+
+    _, digest = _populate(state_location)
+    store = open_store(state_location)
+    objects = open_object_records(store)
+    assert objects is not None
+    saved = [
+        ObjectRecord(
+            key=ObjectKey(Kind.SECRET, 1, "sqs"),
+            last_applied={"type": "aws-iam", "data": {"aws_secret_access_key": digest}},
+            applied_at=5.0,
+            sensitive_paths=frozenset({("data", "aws_secret_access_key")}),
+        ),
+        ObjectRecord(key=ObjectKey(Kind.API_KEY, 2, "ci"), last_applied={}, applied_at=6.0),
+    ]
+    for record in saved:
+        objects.save(record)
+    store.close()
+
+    out = tmp_path / "backup.json"
+    assert main(["state", "export", "--state", state_location, "--out", str(out)]) == 0
+    text = out.read_text()
+    assert CANARY not in text and len(json.loads(text)["objects"]) == 2
+    source_key = Path(f"{state_location}.key")
+    if source_key.exists():
+        monkeypatch.setenv(ENV_KEY_FILE, str(source_key))
+    target = tmp_path / "moved" / "state.db"
+    capsys.readouterr()
+    assert main(["state", "import", str(out), "--state", str(target)]) == 0
+    assert "with 2 credentials, secrets and API keys" in capsys.readouterr().out
+    moved = open_store(target)
+    objects = open_object_records(moved)
+    assert objects is not None
+    assert objects.records() == {r.key: r for r in saved}
+    assert moved.hash_value(CANARY) == digest
+    moved.close()
+    # A second import into the same store is refused, objects included.
+    assert main(["state", "import", str(out), "--state", str(target)]) == 1

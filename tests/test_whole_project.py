@@ -41,7 +41,9 @@ def server(tmp_path: Path) -> Iterator[BackgroundServer]:
         yield srv
 
 
-def cli(server: BackgroundServer, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(
+    server: BackgroundServer, root: Path, *args: str, state: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
     env.update(
         GCORE_BASE_URL=server.url,
@@ -50,8 +52,8 @@ def cli(server: BackgroundServer, root: Path, *args: str) -> subprocess.Complete
         GHCR_TOKEN=GHCR,
         AWS_SECRET_ACCESS_KEY=AWS,
     )
-    state = ["--state", str(root / "state.db")] if args[0] != "validate" else []
-    return run_cli([*args, *state], root, env)  # in-process, as a process sees it (inproc.py)
+    where = ["--state", state or str(root / "state.db")] if args[0] != "validate" else []
+    return run_cli([*args, *where], root, env)  # in-process, as a process sees it (inproc.py)
 
 
 def _order(server: BackgroundServer, method: str) -> list[str]:
@@ -191,3 +193,29 @@ async def test_a_failure_message_carries_the_last_log_lines(tmp_path: Path) -> N
     assert "Error: failed to pull image 'acme/broken:1'" in outcome.error
     assert "broken-app-" in outcome.error  # the pod's name
     assert "Error: failed to pull image" in rows[0].message  # status shows it too
+
+
+@pytest.mark.slow
+def test_the_whole_project_on_a_postgresql_state(
+    tmp_path: Path, server: BackgroundServer, pg_dsn: str
+) -> None:
+    folder = tmp_path / "project"
+    shutil.copytree(EXAMPLE, folder)
+
+    def run(*args: str) -> str:
+        done = cli(server, tmp_path, *args, state=pg_dsn)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert GHCR not in done.stdout + done.stderr and AWS not in done.stdout + done.stderr
+        return done.stdout
+
+    run("apply", str(folder), "--auto-approve")
+    assert "No changes." in run("plan", str(folder), "--detailed-exitcode")
+    status = json.loads(run("status", "--format", "json"))
+    assert {(o["kind"], o["sync"]) for o in status["objects"]} == {
+        ("InferenceRegistryCredential", "Synced"),
+        ("InferenceSecret", "Synced"),
+        ("InferenceApiKey", "Synced"),
+    }
+    exported = run("state", "export")
+    assert GHCR not in exported and AWS not in exported
+    assert len(json.loads(exported)["objects"]) == 4

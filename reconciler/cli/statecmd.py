@@ -105,6 +105,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
             f"imported {done.records} record{'s' if done.records != 1 else ''} and "
             f"{done.journal} unfinished journal entr{'ies' if done.journal != 1 else 'y'} "
             f"into {store}"
+            + (f" (with {done.objects} credentials, secrets and API keys)" if done.objects else "")
         )
     finally:
         store.close()
