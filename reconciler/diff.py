@@ -2,22 +2,21 @@
 
 Like `kubectl apply`, a field is compared only if the manifest sets it, or if the last-applied
 record set it and the manifest no longer does (then it goes back to the API's default). Fields
-the server fills in by itself never show up. Plain recursion was chosen over deepdiff: the rules
-are per field (defaults, `command` as one string in answers, containers matched by `region_id`,
-maps like `envs` compared whole), and a hand-written walk states them more plainly than deepdiff
-options and post-processing would.
+the server fills in by itself never show up.
 
-Rules the walk applies:
-- the answer gives `command` as one space-joined string: a manifest's list is joined to compare;
-- a `null` in a manifest means "the API's default": compared against that default where it is
-  known (`""` for `description`, 120 for `timeout`, all-null `triggers`, ...), not compared where
-  it is not (`cooldown_period`, probe timings), so an unknown server default never shows a diff;
-- containers are matched by `region_id`; paths read `containers[region_id=1].scale.max`;
-- `envs` and http headers are compared as whole maps, reported key by key;
-- a sensitive value (every `envs` value, anything interpolated) compares by value but is shown as
-  `(sensitive)`; in a record it is a salted hash, compared by hashing the other side.
+In three steps:
+1. normal form (`reconciler.normal`): both sides in one shape, `null` as the API's default,
+   `command` joined, containers keyed by `region_id`, `api_keys` as a set, a disabled probe as
+   none; fields the record set and the manifest dropped are added at their defaults;
+2. projection: the answer cut down to what the manifest sets (maps like `envs` stay whole);
+   a recorded secret is a salted hash, so the answer's value is hashed to compare;
+3. a fast equality check; only what is still unequal goes to deepdiff, whose report becomes
+   `FieldChange`s with paths like `containers[region_id=1].scale.max` (lists change whole).
 
-No I/O here: values in, values out.
+The auth rule: when the manifest sets `api_keys`, auth is on exactly when it lists keys; when
+it does not, `auth_enabled` is not compared while keys are attached (the server reports it
+true). A sensitive value (every `envs` value, anything interpolated) compares by value but shows
+as `(sensitive)`. No I/O here: values in, values out.
 """
 
 from __future__ import annotations
@@ -27,70 +26,24 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from deepdiff import DeepDiff
+
 from .model import SpecPath
+from .normal import ATOMIC_MAPS, UNKNOWN, Schema, child, default_at, normal_answer, normal_body
 
 SENSITIVE = "(sensitive)"
 HASH_PREFIX = "hmac-sha256:"
 _HASH = re.compile(re.escape(HASH_PREFIX) + "[0-9a-f]{64}")  # what statekey records
-
-
-PROBES = ("liveness_probe", "readiness_probe", "startup_probe")
-TRIGGERS = ("cpu", "memory", "gpu_memory", "gpu_utilization", "http", "sqs")
-ATOMIC_MAPS = frozenset({("envs",), ("probes", "*", "probe", "http_get", "headers")})
 # Fields whose reset is not `null` in a PATCH.
 RESET_VALUES: Mapping[str, Any] = {"api_keys": [], "auth_enabled": False}
 
+# A probe's settings cannot be cleared by an update (not nullable there): dropping them from the
+# manifest leaves whatever the server holds, so the diff does not ask for it.
+UNRESETTABLE = frozenset({("probes", "*", "probe")})
 
-def _is_hash(value: Any) -> bool:
-    """A recorded secret's hash (prefix and 64 hex digits), not a value that starts like one."""
-    return isinstance(value, str) and _HASH.fullmatch(value) is not None
-
-
-class _Unknown:
-    def __repr__(self) -> str:
-        return "UNKNOWN"
-
-
-UNKNOWN: Any = _Unknown()
 Hasher = Callable[[Any], str]
-
-
-def _defaults() -> dict[tuple[str, ...], Any]:
-    """The API's default for each field where it is known (schematic paths, `*` for indices)."""
-    known: dict[tuple[str, ...], Any] = {
-        ("command",): None,
-        ("description",): "",
-        ("credentials_name",): "",
-        ("envs",): {},
-        ("timeout",): 120,
-        ("api_keys",): [],
-        ("auth_enabled",): False,
-        ("ingress_opts",): {"disable_response_buffering": False},
-        ("ingress_opts", "disable_response_buffering"): False,
-        ("logging",): {"enabled": False},
-        ("logging", "enabled"): False,
-        ("logging", "destination_region_id"): None,
-        ("logging", "topic_name"): None,
-        ("logging", "retention_policy"): None,
-        ("logging", "retention_policy", "period"): None,
-        ("probes",): dict.fromkeys(PROBES),
-        ("containers", "*", "scale", "triggers"): dict.fromkeys(TRIGGERS),
-        ("containers", "*", "scale", "triggers", "sqs", "aws_endpoint"): None,
-        ("containers", "*", "scale", "triggers", "sqs", "scale_on_delayed"): False,
-        ("containers", "*", "scale", "triggers", "sqs", "scale_on_flight"): False,
-        ("probes", "*", "probe", "http_get", "host"): None,
-        ("probes", "*", "probe", "http_get", "headers"): {},
-    }
-    for trigger in TRIGGERS:
-        known[("containers", "*", "scale", "triggers", trigger)] = None
-    known[("probes", "*")] = None
-    known[("probes", "*", "probe")] = None
-    for action in ("exec", "http_get", "tcp_socket"):
-        known[("probes", "*", "probe", action)] = None
-    return known
-
-
-DEFAULTS = _defaults()
+Path = tuple[str | int, ...]
+_MISSING: Any = object()
 
 
 @dataclass(frozen=True)
@@ -103,178 +56,196 @@ class FieldChange:
     sensitive: bool = False
 
 
-@dataclass(frozen=True)
-class _At:
-    """Where the walk is: for display, in the desired body, in the record, and schematically."""
-
-    display: tuple[str, ...]
-    body: SpecPath
-    record: SpecPath
-    schema: tuple[str, ...]
-
-    def child(self, key: str) -> _At:
-        return _At(
-            (*self.display, key),
-            (*self.body, key),
-            (*self.record, key),
-            (
-                *self.schema,
-                "*" if self.schema[:1] == ("probes",) and len(self.schema) == 1 else key,
-            ),
-        )
-
-    def container(self, region: int, body_index: int, record_index: int) -> _At:
-        return _At(
-            (*self.display, f"[region_id={region}]"),
-            (*self.body, body_index),
-            (*self.record, record_index),
-            (*self.schema, "*"),
-        )
-
-    @property
-    def text(self) -> str:
-        out = ""
-        for part in self.display:
-            out += part if part.startswith("[") else (f".{part}" if out else part)
-        return out
+def _is_hash(value: Any) -> bool:
+    """A recorded secret's hash (prefix and 64 hex digits), not a value that starts like one."""
+    return isinstance(value, str) and _HASH.fullmatch(value) is not None
 
 
 def _overlaps(path: SpecPath, paths: Iterable[SpecPath]) -> bool:
     return any(p[: len(path)] == path or path[: len(p)] == p for p in paths)
 
 
-def _by_region(containers: Any) -> dict[int, tuple[int, Mapping[str, Any]]]:
-    if not isinstance(containers, list):
-        return {}
+def _schema_of(path: Path) -> Schema:
+    schema: Schema = ()
+    for key in path:
+        schema = child(schema, key)
+    return schema
+
+
+# -- normal form with the three-way resets --------------------------------------------------------
+
+
+def _add_resets(want: dict[str, Any], last: Mapping[str, Any], schema: Schema) -> None:
+    """Put every field `last` set and `want` lacks back at its default, in place."""
+    for key, last_value in last.items():
+        here = (*schema, "*") if schema == ("containers",) else child(schema, key)
+        if key not in want:
+            if schema == ("containers",):
+                continue  # a region the manifest dropped is a removal already
+            default = UNKNOWN if here in UNRESETTABLE else default_at(here)
+            if default is not UNKNOWN:
+                want[key] = default
+        elif (
+            isinstance(last_value, Mapping)
+            and isinstance(want[key], dict)
+            and here not in ATOMIC_MAPS
+        ):
+            _add_resets(want[key], last_value, here)
+
+
+def _wanted(
+    desired: Mapping[str, Any], last_applied: Mapping[str, Any] | None, live: Mapping[str, Any]
+) -> dict[str, Any]:
+    want = normal_body(desired)
+    if last_applied:
+        _add_resets(want, normal_body(last_applied), ())
+    if "api_keys" in desired:
+        # keys decide: the server reports auth on exactly when keys are attached
+        want["auth_enabled"] = bool(desired["api_keys"])
+    elif live.get("api_keys"):
+        want.pop("auth_enabled", None)  # keys attached that the manifest does not manage
+    return want
+
+
+# -- projection ----------------------------------------------------------------------------------
+
+
+def _leaf(want: Any, live: Any, schema: Schema, hasher: Hasher | None) -> Any:
+    if hasher is None:
+        return live
+    if _is_hash(want):
+        return hasher(live)
+    if isinstance(want, list) and isinstance(live, list) and any(map(_is_hash, want)):
+        hashed_items = [hasher(item) for item in live]
+        return sorted(hashed_items) if schema == ("api_keys",) else hashed_items
+    return live
+
+
+def _project(want: Any, live: Any, schema: Schema, hasher: Hasher | None) -> Any:
+    """`live` cut down to the shape of `want`."""
+    if not isinstance(want, Mapping) or not isinstance(live, Mapping):
+        return _leaf(want, live, schema, hasher)
+    if schema in ATOMIC_MAPS:
+        return {k: _leaf(want.get(k), v, (*schema, k), hasher) for k, v in live.items()}
+    if schema == ("containers",):
+        here = (*schema, "*")
+        return {r: _project(want[r], v, here, hasher) if r in want else v for r, v in live.items()}
     return {
-        c["region_id"]: (i, c)
-        for i, c in enumerate(containers)
-        if isinstance(c, Mapping) and "region_id" in c
-    }
+        k: _project(v, live.get(k), child(schema, k), hasher) for k, v in want.items() if k in live
+    } | {k: None for k in want if k not in live and want[k] is None}
 
 
-class _Diff:
+# -- from deepdiff's report to field changes ------------------------------------------------------
+
+
+def _get(value: Any, path: Path) -> Any:
+    for key in path:
+        if isinstance(value, Mapping) and key in value:
+            value = value[key]
+        else:
+            return _MISSING
+    return value
+
+
+def _whole_lists(path: Path, seen: Any, want: Any) -> Path:
+    """`path` cut at the first list: a list changes as a whole."""
+    out: list[str | int] = []
+    for key in path:
+        if isinstance(seen, list) or isinstance(want, list):
+            break
+        out.append(key)
+        seen = seen.get(key) if isinstance(seen, Mapping) else None
+        want = want.get(key) if isinstance(want, Mapping) else None
+    return tuple(out)
+
+
+def _text(path: Path) -> str:
+    out = ""
+    for i, key in enumerate(path):
+        if i and path[i - 1] == "containers":
+            out += f"[region_id={key}]"
+        else:
+            out += f".{key}" if out else str(key)
+    return out
+
+
+def _order(path: Path, want: Any) -> tuple[tuple[int, str], ...]:
+    """Sort key: the manifest's own order, regions by number, map keys by name."""
+    key: list[tuple[int, str]] = []
+    schema: Schema = ()
+    for part in path:
+        if schema == ("containers",):
+            key.append((int(part), ""))
+        elif schema in ATOMIC_MAPS:
+            key.append((0, str(part)))
+        elif isinstance(want, Mapping) and part in want:
+            key.append((list(want).index(part), ""))
+        else:
+            key.append((1 << 30, str(part)))
+        want = want.get(part) if isinstance(want, Mapping) else None
+        schema = child(schema, part)
+    return tuple(key)
+
+
+class _Sensitivity:
+    """Which changed paths are sensitive: container paths are mapped back to list indices."""
+
     def __init__(
         self,
+        desired: Mapping[str, Any],
+        last: Mapping[str, Any] | None,
         sensitive: frozenset[SpecPath],
         record_sensitive: frozenset[SpecPath],
-        hasher: Hasher | None,
     ) -> None:
         self.sensitive = sensitive
         self.record_sensitive = record_sensitive
-        self.hasher = hasher
-        self.changes: list[FieldChange] = []
+        self.desired_index = _region_index(desired.get("containers"))
+        self.record_index = _region_index((last or {}).get("containers"))
 
-    def is_sensitive(self, at: _At) -> bool:
-        return (
-            at.body[:1] == ("envs",)
-            or _overlaps(at.body, self.sensitive)
-            or _overlaps(at.record, self.record_sensitive)
+    def __call__(self, path: Path) -> bool:
+        if path[:1] == ("envs",):
+            return True
+        body, record = list(path), list(path)
+        if len(path) > 1 and path[0] == "containers":
+            body[1] = self.desired_index.get(path[1], -1)
+            record[1] = self.record_index.get(path[1], -1)
+        return _overlaps(tuple(body), self.sensitive) or _overlaps(
+            tuple(record), self.record_sensitive
         )
 
-    def add(self, at: _At, before: Any, after: Any) -> None:
-        if self.is_sensitive(at):
-            before = None if before is None else SENSITIVE
-            after = None if after is None else SENSITIVE
-            self.changes.append(FieldChange(at.text, before, after, True))
-        else:
-            self.changes.append(FieldChange(at.text, before, after, False))
 
-    # -- desired against live --------------------------------------------------------------
+def _region_index(containers: Any) -> dict[Any, int]:
+    if not isinstance(containers, list):
+        return {}
+    return {c.get("region_id"): i for i, c in enumerate(containers) if isinstance(c, Mapping)}
 
-    def compare(self, expected: Any, live: Any, at: _At) -> None:
-        if expected is None:
-            expected = DEFAULTS.get(at.schema, UNKNOWN)
-            if expected is UNKNOWN:
-                return
-        if at.schema == ("command",):
-            wanted = " ".join(expected) if isinstance(expected, list) else expected
-            if not self.same(wanted, live):
-                self.add(at, live, wanted)
-            return
-        if at.schema in ATOMIC_MAPS:
-            self.compare_map(expected, live, at)
-        elif at.schema == ("containers",):
-            self.compare_containers(expected, live, at)
-        elif isinstance(expected, Mapping):
-            live_map = live if isinstance(live, Mapping) else {}
-            for key, value in expected.items():
-                self.compare(value, live_map.get(key), at.child(key))
-        elif not self.same(expected, live):
-            self.add(at, live, expected)
 
-    def compare_map(self, expected: Mapping[str, Any], live: Any, at: _At) -> None:
-        live_map = live if isinstance(live, Mapping) else {}
-        for key in sorted(set(expected) | set(live_map)):
-            if not self.same(expected.get(key), live_map.get(key)):
-                self.add(at.child(key), live_map.get(key), expected.get(key))
+def _shown(path: Path, value: Any) -> Any:
+    if value is _MISSING:
+        return None
+    if len(path) == 2 and path[0] == "containers" and isinstance(value, Mapping):
+        return {"region_id": path[1], **value}
+    return value
 
-    def same(self, expected: Any, live: Any) -> bool:
-        """Equal, where `expected` may be a recorded secret's hash."""
-        if _is_hash(expected) and self.hasher:
-            return bool(self.hasher(live) == expected)
-        return bool(expected == live)
 
-    def compare_containers(self, expected: list[Any], live: Any, at: _At) -> None:
-        wanted = _by_region(expected)
-        found = _by_region(live)
-        for region in sorted(set(wanted) | set(found)):
-            where = at.container(region, wanted.get(region, (-1, {}))[0], -1)
-            if region not in found:
-                self.add(where, None, dict(wanted[region][1]))
-            elif region not in wanted:
-                self.add(where, dict(found[region][1]), None)
-            else:
-                self.compare(
-                    wanted[region][1].get("scale"),
-                    found[region][1].get("scale"),
-                    where.child("scale"),
-                )
+def _change(path: Path, before: Any, after: Any, sensitive: bool) -> FieldChange:
+    before, after = _shown(path, before), _shown(path, after)
+    if sensitive:
+        before = None if before is None else SENSITIVE
+        after = None if after is None else SENSITIVE
+    return FieldChange(_text(path), before, after, sensitive)
 
-    # -- fields the record set and the manifest no longer does -----------------------------
 
-    def removed(
-        self, last: Mapping[str, Any], desired: Mapping[str, Any], live: Any, at: _At
-    ) -> None:
-        live_map = live if isinstance(live, Mapping) else {}
-        for key, last_value in last.items():
-            where = at.child(key)
-            if key not in desired:
-                self.reset(last_value, live_map.get(key), where)
-            elif where.schema == ("containers",):
-                self.removed_containers(last_value, desired[key], live_map.get(key), where)
-            elif (
-                isinstance(last_value, Mapping)
-                and isinstance(desired[key], Mapping)
-                and where.schema not in ATOMIC_MAPS
-            ):
-                self.removed(last_value, desired[key], live_map.get(key), where)
-
-    def removed_containers(self, last: Any, desired: Any, live: Any, at: _At) -> None:
-        before, wanted, found = _by_region(last), _by_region(desired), _by_region(live)
-        for region in sorted(set(before) & set(wanted)):
-            where = at.container(region, wanted[region][0], before[region][0])
-            last_scale = before[region][1].get("scale")
-            want_scale = wanted[region][1].get("scale")
-            live_scale = found.get(region, (0, {}))[1].get("scale")
-            if isinstance(last_scale, Mapping) and isinstance(want_scale, Mapping):
-                self.removed(last_scale, want_scale, live_scale, where.child("scale"))
-
-    def reset(self, last_value: Any, live_value: Any, at: _At) -> None:
-        """The manifest dropped a field it used to set: back to the API's default."""
-        default = DEFAULTS.get(at.schema, UNKNOWN)
-        if default is not UNKNOWN:
-            self.compare(default, live_value, at)
-        elif self.record_matches(last_value, live_value, at):
-            # default unknown: reset only what still holds the value we set
-            self.add(at, live_value, None)
-
-    def record_matches(self, last_value: Any, live_value: Any, at: _At) -> bool:
-        if _is_hash(last_value):
-            return self.hasher is not None and bool(self.hasher(live_value) == last_value)
-        if at.schema == ("command",) and isinstance(last_value, list):
-            return bool(" ".join(last_value) == live_value)
-        return bool(last_value == live_value)
+def _changes(seen: Any, want: Any, is_sensitive: _Sensitivity) -> list[FieldChange]:
+    report = DeepDiff(seen, want, view="tree", verbose_level=2, threshold_to_diff_deeper=0)
+    paths = set()
+    for levels in report.values():
+        for level in levels:
+            paths.add(_whole_lists(tuple(level.path(output_format="list")), seen, want))
+    changes = []
+    for path in sorted(paths, key=lambda p: _order(p, want)):
+        changes.append(_change(path, _get(seen, path), _get(want, path), is_sensitive(path)))
+    return changes
 
 
 def diff(
@@ -291,35 +262,34 @@ def diff(
     `last_applied` (with its own sensitive paths, hashed with `hasher`) adds the fields the
     manifest used to set and no longer does.
     """
-    walk = _Diff(sensitive, record_sensitive, hasher)
-    root = _At((), (), (), ())
-    walk.compare(dict(desired), live, root)
-    if last_applied:
-        walk.removed(last_applied, desired, live, root)
-    return walk.changes
+    found = normal_answer(live)
+    want = _wanted(desired, last_applied, found)
+    seen = _project(want, found, (), hasher)
+    if seen == want:
+        return []  # the fast path: most deployments, most of the time
+    return _changes(seen, want, _Sensitivity(desired, last_applied, sensitive, record_sensitive))
 
 
 def creation(
     desired: Mapping[str, Any], *, sensitive: frozenset[SpecPath] = frozenset()
 ) -> list[FieldChange]:
     """Every field a create sets, as changes from nothing."""
-    walk = _Diff(sensitive, frozenset(), None)
+    is_sensitive = _Sensitivity(desired, None, sensitive, frozenset())
+    changes: list[FieldChange] = []
 
-    def visit(value: Any, at: _At) -> None:
-        if at.schema == ("containers",) and isinstance(value, list):
-            for region, (index, container) in _by_region(value).items():
-                visit(container.get("scale"), at.container(region, index, -1).child("scale"))
-        elif isinstance(value, Mapping) and value and at.schema not in ATOMIC_MAPS:
-            for key, item in value.items():
-                visit(item, at.child(key))
-        elif isinstance(value, Mapping) and at.schema in ATOMIC_MAPS:
+    def visit(value: Any, path: Path) -> None:
+        schema = _schema_of(path)
+        if isinstance(value, Mapping) and value and schema in ATOMIC_MAPS:
             for key, item in sorted(value.items()):
-                walk.add(at.child(key), None, item)
+                visit(item, (*path, key))
+        elif isinstance(value, Mapping) and value and schema not in ATOMIC_MAPS:
+            for key, item in value.items():
+                visit(item, (*path, key))
         else:
-            walk.add(at, None, value)
+            changes.append(_change(path, None, value, is_sensitive(path)))
 
-    visit(dict(desired), _At((), (), (), ()))
-    return walk.changes
+    visit(normal_body(desired), ())
+    return changes
 
 
 def hashed(

@@ -14,15 +14,24 @@ import socket
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .api import ApiClient
 from .clock import REAL, Clock
 from .config import ApiSettings, Secret
 from .errors import ReconcilerError
-from .execute import ApplyOptions, Entry, Executor, Journal, Outcome, Reporter, resume
-from .manifests import load_desired
+from .execute import (
+    ApplyOptions,
+    Entry,
+    Executor,
+    Journal,
+    Outcome,
+    Reporter,
+    resume,
+    unchanged_outcomes,
+)
+from .manifests import ManifestErrors, load_desired
 from .model import DeploymentKey, DesiredState, LiveDeployment, Record
 from .objects_apply import ObjectOutcome
 from .objects_engine import (
@@ -34,6 +43,8 @@ from .objects_engine import (
     with_objects,
 )
 from .plan import Plan, PlanOptions, make_plan
+from .preflight import check as preflight_check
+from .preflight import fetch_catalog
 from .redact import sensitive_values
 from .scoped import ScopedStore
 from .simulator import Simulator, SimulatorConfig, transport
@@ -129,6 +140,10 @@ async def fetch_live(
         for deployment in deployments:
             found = LiveDeployment.from_answer(project_id, deployment.model_dump(mode="json"))
             live[found.key] = found
+        for item in deployments.unreadable:  # the plan decides: fail it if ours, else skip it
+            if item.name is not None:
+                key = DeploymentKey(project_id, item.name)
+                live[key] = LiveDeployment.unreadable_answer(key, item.message)
     return live
 
 
@@ -148,7 +163,10 @@ async def plan_against(
 ) -> tuple[Plan, PlanInputs]:
     records = store.records()
     projects = {d.key.project_id for d in desired} | {k.project_id for k in records}
-    live = await fetch_live(api, projects)
+    if options.preflight and len(desired):
+        live, catalog = await asyncio.gather(fetch_live(api, projects), fetch_catalog(api))
+    else:
+        live, catalog = await fetch_live(api, projects), None
     plan = make_plan(desired, records, live, store.hash_value, options, revision)
     plan = await with_objects(
         plan,
@@ -160,6 +178,12 @@ async def plan_against(
         prune=options.prune and not options.targets,  # --target narrows to deployments
         allow_empty=options.allow_empty,
     )
+    if catalog is not None:
+        acting = frozenset(c.key for c in plan.changes if c.action.mutates)
+        errors, warnings = preflight_check(desired, catalog, acting)
+        if errors:
+            raise ManifestErrors(errors)
+        plan = replace(plan, warnings=(*plan.warnings, *warnings))
     return plan, PlanInputs(desired, records, live)
 
 
@@ -277,9 +301,10 @@ async def apply(
             if hooks.choose is not None:
                 plan = hooks.choose(plan)
             hooks.on_plan(plan)
-            if not plan.has_changes:
+            if not plan.has_changes:  # nothing to send; a blocked deployment still fails
                 seconds = clock.monotonic() - started
-                return ApplyReport(plan, [], resumed, seconds, sum(api.requests.values()))
+                outcomes = unchanged_outcomes(plan) if plan.blocked else []
+                return ApplyReport(plan, outcomes, resumed, seconds, sum(api.requests.values()))
             if not hooks.confirm(plan):
                 raise Declined("apply cancelled: nothing was changed")
             executor = Executor(

@@ -134,6 +134,25 @@ class LiveDeployment:
     status: str
     containers_status: tuple[ContainerStatus, ...]
     raw: Mapping[str, Any] = field(repr=False)
+    unreadable: str = ""  # why the API's answer for it could not be read (then nothing else is)
+
+    @property
+    def managed_by(self) -> str | None:
+        """The parent that manages it (`AppDeployment my-app`), from `object_references`; None
+        for a standalone deployment. Such a deployment is never adopted, updated or deleted."""
+        references = self.raw.get("object_references") or []
+        names = [
+            f"{r.get('kind', 'object')} {r.get('name', '?')}"
+            for r in references
+            if isinstance(r, Mapping)
+        ]
+        return ", ".join(names) or None
+
+    @classmethod
+    def unreadable_answer(cls, key: DeploymentKey, message: str) -> LiveDeployment:
+        """A listed deployment whose answer does not parse: known by name only."""
+        empty: Mapping[str, Any] = MappingProxyType({})
+        return cls(key, empty, "", (), empty, unreadable=message)
 
     @classmethod
     def from_answer(cls, project_id: int, answer: Mapping[str, Any]) -> LiveDeployment:

@@ -12,6 +12,12 @@ are neither desired nor recorded are not ours and never appear. Ownership rules 
 | yes     | yes      | yes  | update (`manifest changed` or `drift`), or noop   |
 | no      | yes      | any  | delete with `--prune` (`orphan`), else noop       |
 
+A live deployment managed by another object (non-empty `object_references`, e.g. one made by an
+inference Application) is never adopted, updated or deleted: its change is `managed elsewhere`,
+naming the parent. One whose answer cannot be read is `unreadable` if it is ours (desired or
+recorded), and a plan warning otherwise. Both block only that deployment (`Reason.is_blocked`):
+apply reports it failed and goes on with the others.
+
 With `--selector`, a deployment is in scope when its manifest's labels match; a record is an
 orphan only when no manifest (selected or not) names its deployment.
 
@@ -30,6 +36,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from . import patch
 from .diff import FieldChange, Hasher, creation, diff, hashed, patch_fields
 from .errors import ReconcilerError
 from .model import (
@@ -92,6 +99,13 @@ class Reason(StrEnum):
     ORPHAN_PROTECTED = 'orphan: kept (reconciler/prune is "false")'
     STOPPED = "stopped: true, live is running"
     RUNNING = "stopped: false, live is DISABLED"
+    MANAGED_ELSEWHERE = "managed elsewhere"
+    UNREADABLE = "unreadable"
+
+    @property
+    def is_blocked(self) -> bool:
+        """Nothing may be done about it: apply reports it failed (with the change's note)."""
+        return self in (Reason.MANAGED_ELSEWHERE, Reason.UNREADABLE)
 
     @property
     def is_drift(self) -> bool:
@@ -121,11 +135,14 @@ class PlanOptions:
     max_deletes: int | None = None  # a deletion budget: more deletes than this refuse the plan
     targets: frozenset[str] = frozenset()  # only these deployments (NAME or PROJECT/NAME)
     force: bool = False  # prune even what `reconciler/prune: "false"` protects (destroy --force)
+    preflight: bool = True  # check flavors and regions against the API first (`--no-preflight`)
 
 
 @dataclass(frozen=True)
 class Change:
-    """What to do about one deployment. `fields` are the top-level fields an update sends."""
+    """What to do about one deployment. `fields` are the top-level fields an update sends;
+    `steps` splits them into the PATCHes to send, in order (`reconciler.patch`); a blocked
+    one's `note` says why (the parent that manages it, why its answer is unreadable)."""
 
     key: DeploymentKey
     action: Action
@@ -148,6 +165,11 @@ class Change:
         return "" if self.reason.value == self.action.value else self.reason.value
 
     then: Action | None = None  # a stop or start after the create, update or adopt
+    steps: patch.Steps = ()  # the fields of each PATCH, in order, when one is not enough
+
+    @property
+    def blocked(self) -> bool:
+        return Reason(self.reason).is_blocked
 
 
 @dataclass(frozen=True)
@@ -156,6 +178,11 @@ class Plan:
     fingerprint: str
     revision: str | None = None
     objects: tuple[ObjectChange, ...] = ()  # credentials, secrets, API keys (with their waves)
+    warnings: tuple[str, ...] = ()  # said on stderr and in the JSON plan; never block
+
+    @property
+    def blocked(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.blocked)
 
     def summary(self) -> dict[str, int]:
         counts = Counter(c.action.value for c in self.changes)
@@ -195,6 +222,7 @@ class Plan:
                         **({"note": c.note} if c.note else {}),
                         "source": c.source,
                         "fields": list(c.fields),
+                        **({"steps": [list(x) for x in c.steps]} if len(c.steps) > 1 else {}),
                         "changes": [_field_json(f) for f in c.changes],
                         "wave": self.wave_of(c),
                         **({"then": c.then.value} if c.then is not None else {}),
@@ -216,6 +244,7 @@ class Plan:
                     for o in self.objects
                 ),
             ],
+            "warnings": list(self.warnings),
         }
 
 
@@ -233,6 +262,8 @@ def targeted(key: DeploymentKey, targets: frozenset[str]) -> bool:
 
 
 def _orphan(record: Record, live: LiveDeployment | None, options: PlanOptions) -> Change:
+    if live is not None and (blocked := _blocked(live)) is not None:
+        return blocked
     if record.annotations.get(PRUNE_ANNOTATION) == "false" and not options.force:
         return Change(record.key, Action.NOOP, Reason.ORPHAN_PROTECTED)
     if not options.prune:
@@ -294,6 +325,8 @@ def _spec_change(
     bodies = bodies or _Bodies.of(desired, hasher)
     body = bodies.body
     source = str(desired.source)
+    if live is not None and (blocked := _blocked(live)) is not None:
+        return replace(blocked, source=source)
     if live is None:
         changes = tuple(creation(body, sensitive=desired.sensitive_paths))
         if record is not None and record.outcome in (RecordOutcome.FAILED, RecordOutcome.TIMED_OUT):
@@ -313,13 +346,24 @@ def _spec_change(
         )
     )
     fields = patch_fields(changes)
+    steps = patch.steps(fields, body, live.spec_view)
     if record is None:
-        return Change(desired.key, Action.ADOPT, Reason.ADOPT, changes, source, fields)
+        return Change(desired.key, Action.ADOPT, Reason.ADOPT, changes, source, fields, steps=steps)
     if not changes:
         return Change(desired.key, Action.NOOP, Reason.IN_SYNC, (), source)
     manifest_changed = bodies.hashed != record.last_applied
     reason = Reason.MANIFEST_CHANGED if manifest_changed else Reason.DRIFT
-    return Change(desired.key, Action.UPDATE, reason, changes, source, fields)
+    return Change(desired.key, Action.UPDATE, reason, changes, source, fields, steps=steps)
+
+
+def _blocked(live: LiveDeployment) -> Change | None:
+    if live.unreadable:
+        detail = f"the API's answer for it cannot be read ({live.unreadable})"
+        return Change(live.key, Action.NOOP, Reason.UNREADABLE, note=detail)
+    if live.managed_by:
+        detail = f"{live.managed_by} manages it; it is never adopted, updated or deleted here"
+        return Change(live.key, Action.NOOP, Reason.MANAGED_ELSEWHERE, note=detail)
+    return None
 
 
 def fingerprint(
@@ -352,7 +396,13 @@ def fingerprint(
         digest.update(encode(piece).encode())
         digest.update(b"\n")
     actions = [
-        [str(c.key), c.action.value, list(c.fields), c.then.value if c.then else None]
+        [
+            str(c.key),
+            c.action.value,
+            list(c.fields),
+            c.then.value if c.then else None,
+            [list(x) for x in c.steps],
+        ]
         for c in changes
     ]
     digest.update(encode(actions).encode())
@@ -392,7 +442,9 @@ def make_plan(
         wanted = {k: d for k, d in wanted.items() if targeted(k, options.targets)}
         owned = {k: r for k, r in owned.items() if targeted(k, options.targets)}
 
-    unowned = sorted(k for k in wanted if k in present and k not in owned)
+    unowned = sorted(
+        k for k in wanted if k in present and k not in owned and _blocked(present[k]) is None
+    )
     if unowned and not options.adopt:
         names = ", ".join(map(str, unowned))
         raise PlanError(
@@ -426,8 +478,17 @@ def make_plan(
         )
     frozen = tuple(changes)
     desired_hashed = {k: b.hashed for k, b in bodies.items()}
+    warnings = tuple(
+        f"{key}: skipped, not ours, and the API's answer for it cannot be read "
+        f"({live[key].unreadable})"
+        for key in sorted(live)
+        if live[key].unreadable and key not in wanted and key not in owned
+    )
     return Plan(
-        frozen, fingerprint(wanted, owned, present, frozen, hasher, desired_hashed), revision
+        frozen,
+        fingerprint(wanted, owned, present, frozen, hasher, desired_hashed),
+        revision,
+        warnings=warnings,
     )
 
 

@@ -113,6 +113,9 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         if change.source:
             head += f"  {escape(change.source)}"
         block = [paint(head, change.action)]
+        if len(change.steps) > 1:
+            order = " then ".join("{" + ", ".join(step) + "}" for step in change.steps)
+            block.append(f"      (sent as {len(change.steps)} updates in order: {order})")
         for field in change.changes:
             mark, text = field_line(field)
             action = {"+": Action.CREATE, "-": Action.DELETE, "~": Action.UPDATE}[mark]

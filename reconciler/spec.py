@@ -5,9 +5,13 @@ is not), so a typo or a wrong type is an error at its place in the manifest, not
 the API. Fields a manifest leaves out stay unset (`model_fields_set`): the diff compares only what
 a manifest sets, so defaults live in the API, not here.
 
+Limits come from Gcore's OpenAPI spec (`reconciler.facts`). An explicit `null` where the create
+schema refuses one (`envs`, `api_keys`, `auth_enabled`, `scale.triggers`, a probe's `probe` and
+timings, `http_get.path` / `schema`) is an error here, not a 422 at apply time.
+
 Choices where the API is silent (the simulator makes the same ones): names are 4-30 characters
 of lowercase letters, digits and `-`, starting with a letter and not ending with `-`;
-`scale.min <= scale.max`; percentage thresholds are 1-100; region ids are positive; `envs` keys
+`scale.min <= scale.max`; region ids are positive; `envs` keys
 are environment variable names.
 """
 
@@ -19,6 +23,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from . import facts
+
 NAME_PATTERN = r"^[a-z][a-z0-9-]{2,28}[a-z0-9]$"
 NAME_RE = re.compile(NAME_PATTERN)
 ANNOTATION_PREFIX = "reconciler/"
@@ -29,9 +35,18 @@ API_VERSION = "reconciler/v1"
 KIND = "InferenceDeployment"
 
 Port = Annotated[int, Field(ge=1, le=65535)]
-Percent = Annotated[int, Field(ge=1, le=100, description="percent, 1-100")]
+Percent = Annotated[
+    int, Field(ge=facts.THRESHOLD_MIN, le=facts.THRESHOLD_MAX, description="percent, 1-100")
+]
 NonNegative = Annotated[int, Field(ge=0)]
 Positive = Annotated[int, Field(ge=1)]
+
+
+def _not_null(value: Any) -> Any:
+    """A `mode="before"` check: the field may be left out, but not set to `null`."""
+    if value is None:
+        raise ValueError("may not be null: leave the field out to get the API's default")
+    return value
 
 
 class SpecModel(BaseModel):
@@ -49,12 +64,16 @@ class ThresholdTrigger(SpecModel):
 
 
 class HttpTrigger(SpecModel):
-    rate: Positive = Field(description="requests per `window` seconds that trigger scaling")
-    window: Positive = Field(description="seconds")
+    rate: int = Field(
+        ge=1,
+        le=facts.HTTP_RATE_MAX,
+        description="requests per `window` seconds that trigger scaling",
+    )
+    window: int = Field(ge=1, le=facts.HTTP_WINDOW_MAX, description="seconds")
 
 
 class SqsTrigger(SpecModel):
-    activation_queue_length: NonNegative
+    activation_queue_length: int = Field(ge=facts.SQS_ACTIVATION_QUEUE_LENGTH_MIN)
     aws_region: str
     queue_length: Positive
     queue_url: str
@@ -75,10 +94,16 @@ class Triggers(SpecModel):
 
 class Scale(SpecModel):
     min: NonNegative
-    max: NonNegative
-    cooldown_period: NonNegative | None = None
-    polling_interval: NonNegative | None = None
+    max: int = Field(ge=0, le=facts.SCALE_MAX)
+    cooldown_period: int | None = Field(
+        None, ge=facts.COOLDOWN_MIN, le=facts.COOLDOWN_MAX, description="seconds (API default 60)"
+    )
+    polling_interval: int | None = Field(
+        None, ge=facts.POLLING_MIN, le=facts.POLLING_MAX, description="seconds (API default 30)"
+    )
     triggers: Triggers | None = None
+
+    _triggers_not_null = field_validator("triggers", mode="before")(_not_null)
 
     @model_validator(mode="after")
     def _min_le_max(self) -> Scale:
@@ -103,6 +128,8 @@ class HttpGetAction(SpecModel):
     path: str | None = None
     schema_: str | None = Field(None, alias="schema", description="HTTP or HTTPS")
 
+    _path_not_null = field_validator("path", "schema_", mode="before")(_not_null)
+
 
 class TcpSocketAction(SpecModel):
     port: Port
@@ -116,7 +143,9 @@ class Probe(SpecModel):
     initial_delay_seconds: NonNegative | None = None
     period_seconds: Positive | None = None
     success_threshold: Positive | None = None
-    timeout_seconds: Positive | None = None
+    timeout_seconds: Positive | None = Field(None, description="API default 3")
+
+    _timings_not_null = field_validator(*facts.PROBE_TIMINGS, mode="before")(_not_null)
 
     @model_validator(mode="after")
     def _one_action(self) -> Probe:
@@ -132,6 +161,8 @@ class ProbeConfig(SpecModel):
     enabled: bool
     probe: Probe | None = None
 
+    _probe_not_null = field_validator("probe", mode="before")(_not_null)
+
 
 class Probes(SpecModel):
     liveness_probe: ProbeConfig | None = None
@@ -140,18 +171,22 @@ class Probes(SpecModel):
 
 
 class RetentionPolicy(SpecModel):
-    period: NonNegative | None = Field(None, description="days")
+    period: int | None = Field(ge=0, le=facts.RETENTION_PERIOD_MAX, description="days (required)")
 
 
 class Logging(SpecModel):
-    enabled: bool
+    enabled: bool | None = Field(None, description="API default false")
     destination_region_id: Positive | None = None
     topic_name: str | None = None
     retention_policy: RetentionPolicy | None = None
 
+    _enabled_not_null = field_validator("enabled", mode="before")(_not_null)
+
 
 class IngressOpts(SpecModel):
-    disable_response_buffering: bool
+    disable_response_buffering: bool | None = Field(None, description="API default false")
+
+    _buffering_not_null = field_validator("disable_response_buffering", mode="before")(_not_null)
 
 
 class DeploymentSpec(SpecModel):
@@ -188,6 +223,8 @@ class DeploymentSpec(SpecModel):
     @property
     def wants_stopped(self) -> bool:
         return bool(self.stopped)
+
+    _fields_not_null = field_validator("envs", "api_keys", "auth_enabled", mode="before")(_not_null)
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from reconciler.api import Deployment, Task
+from reconciler.api import Deployment, Listing, Task
 from reconciler.errors import (
     ApiError,
     ApiTransportError,
@@ -160,10 +160,10 @@ class FakeApi:
 
     # -- the API ---------------------------------------------------------------------------
 
-    async def list_deployments(self, project_id: int) -> list[Deployment]:
+    async def list_deployments(self, project_id: int) -> Listing[Deployment]:
         self._check("list_deployments", str(project_id))
         found = [self._read(p, n) for (p, n) in sorted(self.deployments) if p == project_id]
-        return [self._model(d) for d in found if d is not None]
+        return Listing(self._model(d) for d in found if d is not None)
 
     async def get_deployment(self, project_id: int, name: str) -> Deployment:
         self._check("get_deployment", name)
@@ -222,14 +222,14 @@ class FakeApi:
         found = await self.list_deployments(project_id)
         return [d.model_dump(mode="json") for d in found], 1
 
-    async def list_tasks(self, **filters: Any) -> list[Task]:
+    async def list_tasks(self, **filters: Any) -> Listing[Task]:
         self._check("list_tasks", "")
         projects = set(filters.get("project_ids") or ())
-        return [
+        return Listing(
             Task.model_validate(t)
             for t in self.tasks.values()
             if not projects or t["project_id"] in projects
-        ]
+        )
 
     async def start_deployment(self, project_id: int, name: str) -> None:
         self._check("start_deployment", name)

@@ -33,7 +33,7 @@ def threshold() -> st.SearchStrategy[dict[str, Any]]:
 def triggers() -> st.SearchStrategy[dict[str, Any]]:
     sqs = st.fixed_dictionaries(
         {
-            "activation_queue_length": st.integers(0, 100),
+            "activation_queue_length": st.integers(1, 100),
             "aws_region": TEXT,
             "queue_length": st.integers(1, 100),
             "queue_url": TEXT,
@@ -45,7 +45,7 @@ def triggers() -> st.SearchStrategy[dict[str, Any]]:
             "scale_on_flight": st.booleans(),
         },
     )
-    http = st.fixed_dictionaries({"rate": st.integers(1, 1000), "window": st.integers(1, 600)})
+    http = st.fixed_dictionaries({"rate": st.integers(1, 1000), "window": st.integers(1, 3600)})
     return optional_fields(
         {
             "cpu": threshold(),
@@ -66,8 +66,8 @@ def scale(draw: st.DrawFn) -> dict[str, Any]:
         draw(
             optional_fields(
                 {
-                    "cooldown_period": st.none() | st.integers(0, 3600),
-                    "polling_interval": st.none() | st.integers(0, 300),
+                    "cooldown_period": st.none() | st.integers(1, 3600),
+                    "polling_interval": st.none() | st.integers(5, 3600),
                     "triggers": triggers(),
                 }
             )
@@ -136,14 +136,17 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
         "credentials_name": st.none() | TEXT,
         "description": st.none() | TEXT,
         "envs": st.dictionaries(ENV_NAMES, TEXT, max_size=3),
-        "ingress_opts": st.fixed_dictionaries({"disable_response_buffering": st.booleans()}),
+        "ingress_opts": st.fixed_dictionaries(
+            {}, optional={"disable_response_buffering": st.booleans()}
+        ),
         "logging": st.fixed_dictionaries(
-            {"enabled": st.booleans()},
+            {},
             optional={
+                "enabled": st.booleans(),
                 "destination_region_id": st.none() | st.integers(1, 50),
                 "topic_name": st.none() | TEXT,
                 "retention_policy": st.none()
-                | st.fixed_dictionaries({"period": st.none() | st.integers(0, 365)}),
+                | st.fixed_dictionaries({"period": st.none() | st.integers(0, 1825)}),
             },
         ),
         "probes": optional_fields(

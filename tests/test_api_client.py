@@ -280,3 +280,72 @@ async def test_the_key_never_shows(caplog: pytest.LogCaptureFixture) -> None:
     assert not shown(repr(SETTINGS)) and not shown(str(SETTINGS.api_key))
     assert errors and not any(map(shown, errors))
     assert caplog.records and not any(shown(r.getMessage()) for r in caplog.records)
+
+
+# -- tolerance: every answer shape the SDK allows ------------------------------------------------
+
+NULLABLE = (
+    "command",
+    "credentials_name",
+    "description",
+    "envs",
+    "timeout",
+    "logging",
+    "ingress_opts",
+    "api_keys",
+    "probes",
+    "object_references",
+    "address",
+    "auth_enabled",
+)
+
+
+async def test_null_wherever_the_sdk_allows_parses() -> None:
+    sparse = {**DEPLOYMENT, **dict.fromkeys(NULLABLE)}
+    sparse["containers"] = [
+        {
+            "region_id": 1,
+            "scale": {"min": 1, "max": 1, "cooldown_period": None, "triggers": None},
+            "address": None,
+        }
+    ]
+    api, _ = client([httpx.Response(200, json=sparse)])
+    deployment = await api.get_deployment(1, "my-instance")
+    assert deployment.description is None and deployment.auth_enabled is None
+    assert deployment.object_references is None
+
+
+@pytest.mark.parametrize("command", ["nginx -g x", ["nginx", "-g", "x"]])
+async def test_command_as_a_string_or_a_list(command: Any) -> None:
+    api, _ = client([httpx.Response(200, json={**DEPLOYMENT, "command": command})])
+    assert (await api.get_deployment(1, "my-instance")).command == command
+
+
+async def test_one_unreadable_item_never_fails_the_list(caplog: pytest.LogCaptureFixture) -> None:
+    broken = {**DEPLOYMENT, "name": "broken-one", "listening_port": "eighty"}
+    nameless = {"image": "x"}
+    page = {"count": 4, "results": [DEPLOYMENT, broken, nameless, {**DEPLOYMENT, "name": "two"}]}
+    api, _ = client([httpx.Response(200, json=page)])
+    with caplog.at_level(logging.WARNING, logger="reconciler.api"):
+        listing = await api.list_deployments(1)
+    assert [d.name for d in listing] == ["my-instance", "two"]
+    assert [u.name for u in listing.unreadable] == ["broken-one", None]
+    assert "listening_port" in listing.unreadable[0].message
+    assert "skipped an unreadable item" in caplog.text
+
+
+async def test_the_sparse_simulator_parses_over_http(clock: ManualClock) -> None:
+    from reconciler.simulator import BackgroundServer
+
+    sim = make_simulator(clock, sparse_answers=True)
+    with BackgroundServer(sim) as srv:
+        settings = ApiSettings(base_url=srv.url, api_key=Secret(API_KEY), project_id=1)
+        async with ApiClient(settings) as api:
+            [task_id] = await api.create_deployment(1, seed_body())
+            listing = await api.list_deployments(1)
+            task = await api.get_task(task_id)
+            capacity = await api.list_capacity()
+    assert [d.name for d in listing] == ["my-instance"] and listing.unreadable == []
+    assert listing[0].command == ["nginx", "-g", "daemon off;"]
+    assert task.project_id is None
+    assert {r.region_id for r in capacity} == {1, 2, 3, 4}

@@ -9,8 +9,11 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from reconciler import patch
 from reconciler.diff import SENSITIVE, FieldChange, creation, diff, hashed, patch_fields
 from reconciler.model import LiveDeployment
+from reconciler.simulator import Cloud, SimulatorConfig
+from reconciler.simulator.objects import StoredObject, references
 from reconciler.simulator.shapes import deployment_view
 from reconciler.spec import DeploymentSpec
 
@@ -170,24 +173,31 @@ def test_a_field_dropped_from_the_manifest_goes_back_to_its_default() -> None:
     ]
 
 
-def test_a_dropped_field_with_an_unknown_default_resets_only_what_we_set() -> None:
+def test_a_dropped_field_goes_back_to_the_known_server_default() -> None:
     body = {**BASE, "containers": [{"region_id": 1, "scale": {"min": 1, "max": 3}}]}
-    live = live_of(BASE)  # still holds our cooldown_period 60
-    changes = diff(body, live, last_applied=BASE, hasher=hasher)
-    assert changes == [FieldChange("containers[region_id=1].scale.cooldown_period", 60, None)]
-    live["containers"][0]["scale"]["cooldown_period"] = 300  # someone else's value now
-    assert diff(body, live, last_applied=BASE, hasher=hasher) == []
+    live = live_of(
+        {
+            **BASE,
+            "containers": [{"region_id": 1, "scale": {"min": 1, "max": 3, "cooldown_period": 300}}],
+        }
+    )
+    changes = diff(
+        body, live, last_applied={**BASE, "containers": live["containers"]}, hasher=hasher
+    )
+    assert changes == [FieldChange("containers[region_id=1].scale.cooldown_period", 300, 60)]
+    # already at the default (60, as in BASE): nothing to do
+    assert diff(body, live_of(BASE), last_applied=BASE, hasher=hasher) == []
 
 
 def test_a_dropped_secret_is_compared_by_hash() -> None:
-    last = hashed({**BASE, "image": "img:1"}, [("image",)], hasher)
-    live = live_of({**BASE, "image": "img:1"})
-    body = dict(BASE)
-    del body["image"]  # not realistic (image is required) but exercises the hash path
+    last = hashed({**BASE, "description": "s3cret"}, [("description",)], hasher)
+    live = live_of({**BASE, "description": "s3cret"})
     changes = diff(
-        body, live, last_applied=last, record_sensitive=frozenset({("image",)}), hasher=hasher
+        BASE, live, last_applied=last, record_sensitive=frozenset({("description",)}), hasher=hasher
     )
-    assert changes == [FieldChange("image", SENSITIVE, None, True)]
+    assert changes == [FieldChange("description", SENSITIVE, SENSITIVE, True)]
+    # the recorded hash also matches the answer: a record against live is in sync
+    assert diff(last, live, sensitive=frozenset({("description",)}), hasher=hasher) == []
 
 
 def test_creation_lists_every_field_set() -> None:
@@ -213,3 +223,115 @@ def test_hashed_replaces_only_sensitive_leaves() -> None:
     assert result["command"] == hasher("nginx -g daemon off;")
     assert hashed(BASE, [], hasher)["command"] == BASE["command"]
     assert "s3cret" not in json.dumps(result)
+
+
+# -- fidelity: every answer shape the SDK allows, both PATCH semantics ---------------------------
+
+
+def cloud_view(cloud: Cloud) -> dict[str, Any]:
+    return dict(LiveDeployment.from_answer(1, cloud.view(cloud.get(1, "some-name"))).spec_view)
+
+
+def apply_update(
+    cloud: Cloud, desired: dict[str, Any], last: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """What the executor sends to bring `cloud` from `last` to `desired`: ordered PATCHes."""
+    live = cloud_view(cloud)
+    fields = patch_fields(diff(desired, live, last_applied=last))
+    bodies = [patch.body(desired, step) for step in patch.steps(fields, desired, live)]
+    for body in bodies:
+        cloud.update(1, "some-name", json.loads(json.dumps(body)), "req")
+    return bodies
+
+
+def with_references(cloud: Cloud, *bodies: dict[str, Any]) -> None:
+    """Store the credentials, secrets and API keys the bodies name (the cloud checks them)."""
+    for body in bodies:
+        for collection, name, _ in references(body):
+            cloud.objects.put(StoredObject(collection, 1, name, {"name": name}))
+
+
+def new_cloud(body: dict[str, Any], *others: dict[str, Any], **config: Any) -> Cloud:
+    cloud = Cloud(SimulatorConfig(**config), clock=lambda: 0.0)
+    with_references(cloud, body, *others)
+    cloud.create(1, {"name": "some-name", **json.loads(json.dumps(body))}, "req")
+    return cloud
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=specs(), command_as_list=st.booleans())
+def test_any_answer_shape_the_sdk_allows_is_no_diff(
+    body: dict[str, Any], command_as_list: bool
+) -> None:
+    desired = DeploymentSpec.model_validate(body).body()
+    for sparse in (False, True):
+        view = cloud_view(new_cloud(desired, sparse_answers=sparse))
+        if command_as_list and isinstance(view.get("command"), str):
+            view["command"] = desired["command"]  # the list a docs example shows
+        assert diff(desired, view) == [], (sparse, view)
+        assert diff(desired, view, last_applied=desired, hasher=hasher) == []
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(before=specs(), after=specs(), merge=st.booleans())
+def test_an_update_converges_under_both_patch_semantics(
+    before: dict[str, Any], after: dict[str, Any], merge: bool
+) -> None:
+    last = DeploymentSpec.model_validate(before).body()
+    desired = DeploymentSpec.model_validate(after).body()
+    cloud = new_cloud(last, desired, patch_merge=merge)
+    bodies = apply_update(cloud, desired, last)
+    assert all(not ("api_keys" in b and "auth_enabled" in b) for b in bodies)
+    live = cloud_view(cloud)
+    assert diff(desired, live, last_applied=last) == []
+    assert diff(desired, live) == []
+    assert diff(desired, live, last_applied=desired) == []  # the plan after the apply: empty
+
+
+def test_null_answers_equal_the_known_defaults() -> None:
+    live = live_of(BASE)
+    nulls = {**live, "timeout": None, "description": None, "credentials_name": None}
+    nulls |= {"logging": None, "ingress_opts": None, "api_keys": None, "probes": None}
+    wanted = {
+        **BASE,
+        "timeout": 120,
+        "description": "",
+        "logging": {"enabled": False},
+        "ingress_opts": {"disable_response_buffering": False},
+        "api_keys": [],
+    }
+    assert diff(wanted, nulls) == []
+    assert diff({**wanted, "timeout": 30}, nulls) == [FieldChange("timeout", 120, 30)]
+
+
+def test_api_keys_compare_as_a_set() -> None:
+    live = live_of({**BASE, "api_keys": ["b", "a"]})
+    assert diff({**BASE, "api_keys": ["a", "b"]}, live) == []
+    assert diff({**BASE, "api_keys": ["a", "c"]}, live) == [
+        FieldChange("api_keys", ["a", "b"], ["a", "c"])
+    ]
+
+
+def test_auth_enabled_is_not_compared_while_keys_are_attached() -> None:
+    live = live_of({**BASE, "api_keys": ["k"]})  # the server reports auth_enabled true
+    assert live["auth_enabled"] is True
+    # keys -> auth_enabled: true: the keys go; auth is not a change (it reads true already)
+    changes = diff({**BASE, "auth_enabled": True}, live, last_applied={**BASE, "api_keys": ["k"]})
+    assert changes == [FieldChange("api_keys", ["k"], [])]
+    # auth_enabled -> keys: only the keys change, the old flag is not reset beside them
+    flagged = live_of({**BASE, "auth_enabled": True})
+    changes = diff(
+        {**BASE, "api_keys": ["k"]}, flagged, last_applied={**BASE, "auth_enabled": True}
+    )
+    assert changes == [FieldChange("api_keys", [], ["k"])]
+    # an explicit empty list turns auth off
+    assert paths(diff({**BASE, "api_keys": []}, flagged)) == ["auth_enabled"]
+
+
+def test_a_disabled_probe_is_no_probe() -> None:
+    probe = {"enabled": True, "probe": {"tcp_socket": {"port": 80}}}
+    live = live_of({**BASE, "probes": {"liveness_probe": {**probe, "enabled": False}}})
+    assert diff({**BASE, "probes": {"liveness_probe": {"enabled": False}}}, live) == []
+    last = {**BASE, "probes": {"liveness_probe": probe}}
+    assert diff(BASE, live, last_applied=last) == []  # removed, and disabled: done
+    assert paths(diff(BASE, live_of(last), last_applied=last)) == ["probes.liveness_probe"]

@@ -70,7 +70,7 @@ spec:
         "spec: api_keys and auth_enabled are mutually exclusive",
         "spec.containers: each region may appear once in containers; region 1 appears twice",
         "spec.containers[0].scale: min (3) must not be greater than max (1)",
-        "spec.containers[0].scale.cooldown_period: must be at least 0",
+        "spec.containers[0].scale.cooldown_period: must be at least 1",
         "spec.probes.liveness_probe.probe: a probe has at most one of exec, http_get, "
         "tcp_socket; got exec, tcp_socket",
         "spec.probes.liveness_probe.probe.timeout_seconds: must be at least 1",

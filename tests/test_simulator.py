@@ -301,5 +301,8 @@ async def test_unknown_paths_answer_in_gcores_error_shape(http: httpx.AsyncClien
 async def test_task_list_validates_its_filters(http: httpx.AsyncClient) -> None:
     assert (await http.get("/cloud/v1/tasks", params={"state": "DONE"})).status_code == 422
     assert (await http.get("/cloud/v1/tasks", params={"limit": 5000})).status_code == 422
-    ok = await http.get("/cloud/v1/tasks", params={"from_timestamp": "2020-01-01T00:00:00"})
+    naive = await http.get("/cloud/v1/tasks", params={"from_timestamp": "2020-01-01T00:00:00"})
+    assert naive.status_code == 422  # without a timezone the instant is ambiguous
+    assert "timezone" in naive.json()["message"]
+    ok = await http.get("/cloud/v1/tasks", params={"from_timestamp": "2020-01-01T00:00:00+00:00"})
     assert ok.status_code == 200

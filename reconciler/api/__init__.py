@@ -1,12 +1,14 @@
 """Talking to Gcore's inference API: the async client and typed views of its answers."""
 
-from .client import ApiClient, RetryPolicy
+from .client import ApiClient, Listing, RetryPolicy, Unreadable
 from .models import (
     ContainerView,
     Deployment,
     DeploymentStatus,
     DeployStatus,
     Flavor,
+    FlavorCapacity,
+    RegionCapacity,
     ScaleView,
     Task,
     TaskState,
@@ -19,8 +21,12 @@ __all__ = [
     "Deployment",
     "DeploymentStatus",
     "Flavor",
+    "FlavorCapacity",
+    "Listing",
+    "RegionCapacity",
     "RetryPolicy",
     "ScaleView",
     "Task",
     "TaskState",
+    "Unreadable",
 ]

@@ -40,11 +40,30 @@ from ..errors import (
     status_error_class,
 )
 from ..redact import Redactor
-from .models import Deployment, Flavor, Task, TaskState
+from .models import Deployment, Flavor, RegionCapacity, Task, TaskState
 
 log = logging.getLogger("reconciler.api")
 
 M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """One item of a listing that does not parse: its name (or id) when it has one, and why."""
+
+    name: str | None
+    message: str
+
+
+class Listing(list[M]):
+    """The parsed items of a listing; `unreadable` holds the items that did not parse, so one odd
+    item never fails the whole list (the caller decides what it means for that one)."""
+
+    def __init__(self, items: Iterable[M] = (), unreadable: Iterable[Unreadable] = ()) -> None:
+        super().__init__(items)
+        self.unreadable: list[Unreadable] = list(unreadable)
+
+
 Sleep = Callable[[float], Awaitable[None]]
 NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -81,6 +100,20 @@ def _retry_after(response: httpx.Response) -> float | None:
     except ValueError:
         parsed = email.utils.parsedate_to_datetime(value) if value else None
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(map(str, first["loc"]))
+    return f"{first['msg']} at {where}" if where else str(first["msg"])
+
+
+def _unreadable(item: Any, exc: ValidationError) -> Unreadable:
+    name = None
+    if isinstance(item, dict):
+        found = item.get("name", item.get("id"))
+        name = found if isinstance(found, str) and found else None
+    return Unreadable(name, _first_error(exc))
 
 
 def _status_error(
@@ -253,17 +286,17 @@ class ApiClient:
             return model.model_validate(data)
         except ValidationError as exc:
             raise ApiError(
-                f"GET {path}: unexpected answer from the API: {exc.errors()[0]['msg']} "
-                f"at {'.'.join(map(str, exc.errors()[0]['loc']))}",
+                f"GET {path}: unexpected answer from the API: {_first_error(exc)}",
                 method="GET",
                 path=path,
             ) from None
 
     async def _paginate(
         self, path: str, model: type[M], params: Sequence[tuple[str, str | int]] = ()
-    ) -> list[M]:
-        """Every item of a `{count, results}` listing, whatever page size the server imposes."""
-        items: list[M] = []
+    ) -> Listing[M]:
+        """Every item of a `{count, results}` listing, whatever page size the server imposes.
+        An item that does not parse lands in `unreadable` instead of failing the listing."""
+        items: Listing[M] = Listing()
         offset = 0
         while True:
             query: list[tuple[str, str | int]] = [
@@ -272,8 +305,19 @@ class ApiClient:
                 ("offset", offset),
             ]
             page = (await self._request("GET", path, params=query)).json()
+            if not isinstance(page, dict):
+                raise ApiError(
+                    f"GET {path}: unexpected answer from the API: not a listing",
+                    method="GET",
+                    path=path,
+                )
             results = page.get("results") or []
-            items.extend(self._parse(model, r, path) for r in results)
+            for item in results:
+                try:
+                    items.append(model.model_validate(item))
+                except ValidationError as exc:
+                    items.unreadable.append(_unreadable(item, exc))
+                    log.warning("GET %s: skipped an unreadable item: %s", path, _first_error(exc))
             offset += len(results)
             if not results or offset >= int(page.get("count", 0)):
                 return items
@@ -334,7 +378,7 @@ class ApiClient:
         path = f"/cloud/v3/inference/{int(project_id)}/deployments"
         return path if name is None else f"{path}/{quote(name, safe='')}"
 
-    async def list_deployments(self, project_id: int) -> list[Deployment]:
+    async def list_deployments(self, project_id: int) -> Listing[Deployment]:
         return await self._paginate(self.deployments_path(project_id), Deployment)
 
     async def deployment_answers(self, project_id: int) -> tuple[list[Any], int]:
@@ -381,7 +425,7 @@ class ApiClient:
         states: Iterable[TaskState | str] = (),
         task_type: str | None = None,
         from_timestamp: str | None = None,
-    ) -> list[Task]:
+    ) -> Listing[Task]:
         """Tasks matching every filter given (several projects or states: any of them)."""
         params = self.task_query(
             project_ids=project_ids,
@@ -398,5 +442,9 @@ class ApiClient:
         query = self.task_query(project_ids=project_ids, from_timestamp=from_timestamp)
         return await self.answers("/cloud/v1/tasks", query)
 
-    async def list_flavors(self) -> list[Flavor]:
+    async def list_flavors(self) -> Listing[Flavor]:
         return await self._paginate("/cloud/v3/inference/flavors", Flavor)
+
+    async def list_capacity(self) -> Listing[RegionCapacity]:
+        """Free capacity per region and flavor (one request: the answer is not paged)."""
+        return await self._paginate("/cloud/v3/inference/capacity", RegionCapacity)

@@ -1,8 +1,10 @@
 """Typed views of the API's answers (the response shape, API.md).
 
 Tolerant on purpose: `extra="allow"` keeps fields this version does not know (they survive in
-`model_extra` and `model_dump()`), and everything the API may leave out has a default. The
-request shape (what a manifest holds) is a different thing and lives in `reconciler.spec`.
+`model_extra` and `model_dump()`), and everything the SDK types as optional (or API.md lists as
+nullable) may be missing or `null`: a `null` means the API's default, which the diff knows.
+`command` comes as one string, or as a list as a docs example shows it. The request shape (what a
+manifest holds) is a different thing and lives in `reconciler.spec`.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class ScaleView(_Answer):
     max: int
     cooldown_period: int | None = None
     polling_interval: int | None = None
-    triggers: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
+    triggers: dict[str, dict[str, Any] | None] | None = None
 
 
 class ContainerView(_Answer):
@@ -69,17 +71,17 @@ class Deployment(_Answer):
     status: DeploymentStatus | str
     address: str | None = None
     created_at: str | None = None
-    command: str | None = None  # one space-joined string in answers
-    credentials_name: str = ""
-    description: str = ""
+    command: str | list[str] | None = None  # usually one space-joined string
+    credentials_name: str | None = None
+    description: str | None = None
     envs: dict[str, str] | None = None
     ingress_opts: dict[str, Any] | None = None
     logging: dict[str, Any] | None = None
     probes: dict[str, Any] | None = None
     timeout: int | None = None
     api_keys: list[str] | None = None
-    auth_enabled: bool = False
-    object_references: list[ObjectReference] = Field(default_factory=list)
+    auth_enabled: bool | None = None
+    object_references: list[ObjectReference] | None = None
 
 
 class CreatedResources(_Answer):
@@ -112,3 +114,15 @@ class Flavor(_Answer):
     gpu_compute_capability: str | None = None
     is_gpu_shared: bool | None = None
     description: str | None = None
+
+
+class FlavorCapacity(_Answer):
+    flavor_name: str
+    capacity: int
+
+
+class RegionCapacity(_Answer):
+    """Free capacity in one region: how many more replicas of each flavor fit."""
+
+    region_id: int
+    capacity: list[FlavorCapacity] = Field(default_factory=list)

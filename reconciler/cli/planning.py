@@ -72,6 +72,14 @@ def add_plan(sub: Subparsers) -> None:
     p.set_defaults(func=_cmd_plan)
 
 
+def warn(plan: Plan) -> None:
+    """Plan warnings (preflight capacity, unreadable answers) go to stderr, whatever the format."""
+    from ..textsafe import escape
+
+    for warning in plan.warnings:
+        print(f"warning: {escape(warning)}", file=sys.stderr)
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -84,6 +92,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     require_manifests(desired, args.paths, options.allow_empty)
     plan = asyncio.run(engine.plan(desired, target, options, create_state=bool(args.out)))
     sys.stdout.write(render(plan, args.format, color=use_color(sys.stdout, args.color)))
+    warn(plan)
     if args.out:
         saved = plan.to_json()
         saved["inputs"] = {
@@ -308,6 +317,7 @@ def execute(
         else:
             sys.stdout.write(render(plan, "text", color=color))
         sys.stdout.flush()
+        warn(plan)
 
     async def run() -> engine.ApplyReport:
         loop = asyncio.get_running_loop()

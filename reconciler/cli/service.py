@@ -58,6 +58,17 @@ def add_simulator(sub: Subparsers) -> None:
     p.add_argument(
         "--page-cap", type=int, default=100, help="most items one list page holds (default 100)"
     )
+    m = p.add_argument_group("real-API behaviours (README: Fidelity)")
+    m.add_argument(
+        "--sparse-answers",
+        action="store_true",
+        help="answer null wherever the SDK allows (and command as a list, tasks without project)",
+    )
+    m.add_argument(
+        "--patch-merge",
+        action="store_true",
+        help="a PATCH merges nested objects (probes, logging, ingress_opts) instead of replacing",
+    )
     t = p.add_argument_group("timings (seconds)")
     for flag, what, default in TIMINGS:
         t.add_argument(f"--{flag}", type=seconds, help=f"seconds {what} (default {default:g})")
@@ -91,6 +102,8 @@ def _cmd_simulator(args: argparse.Namespace) -> int:
         api_key=args.api_key or os.environ.get("GCORE_API_KEY") or None,
         page_cap=args.page_cap,
         state_file=args.state_file,
+        sparse_answers=args.sparse_answers,
+        patch_merge=args.patch_merge,
         timings=Timings(
             **{
                 flag.replace("-", "_"): getattr(args, flag.replace("-", "_"))

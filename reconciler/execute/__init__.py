@@ -9,7 +9,7 @@ tasks     the watcher: tasks and deployments polled together, on an injected clo
 """
 
 from .journal import Entry, Intent, Journal, JournalResult, JournalState
-from .manager import Executor
+from .manager import Executor, unchanged_outcomes
 from .outcomes import ActionFailed, ApplyOptions, Event, Outcome, Phase, Reporter, Result
 from .resume import resume
 from .tasks import PollOptions, Watcher
@@ -31,4 +31,5 @@ __all__ = [
     "Result",
     "Watcher",
     "resume",
+    "unchanged_outcomes",
 ]

@@ -6,19 +6,20 @@ Two ways in: the plan says adopt (the deployment was there before us), or a crea
 
 from __future__ import annotations
 
+from .. import patch
 from ..diff import diff, patch_fields
 from ..model import LiveDeployment, RecordOutcome
 from .context import Attempt, Context
 from .finish import finish
 from .outcomes import Phase
-from .update import patch
+from .update import send_steps
 
 
 async def adopt(ctx: Context, attempt: Attempt) -> None:
-    """The plan's adopt: the fields to send were decided by the plan."""
+    """The plan's adopt: the fields to send, and in which PATCHes, were decided by the plan."""
     ctx.record(attempt, RecordOutcome.ADOPTING)
-    fields = attempt.change.fields
-    tasks = await patch(ctx, attempt, fields) if fields else []
+    change = attempt.change
+    tasks = await send_steps(ctx, attempt, change.steps or (change.fields,))
     await finish(ctx, attempt, tasks)
 
 
@@ -27,6 +28,7 @@ async def adopt_existing(ctx: Context, attempt: Attempt, live: LiveDeployment) -
     desired = attempt.wanted()
     ctx.emit(attempt, Phase.ADOPTING, "exists already: adopting")
     changes = diff(desired.spec.body(), live.spec_view, sensitive=desired.sensitive_paths)
-    fields = patch_fields(tuple(changes))
-    tasks = await patch(ctx, attempt, fields) if fields else []
+    body = desired.spec.body()
+    steps = patch.steps(patch_fields(tuple(changes)), body, live.spec_view)
+    tasks = await send_steps(ctx, attempt, steps)
     await finish(ctx, attempt, tasks)

@@ -46,6 +46,18 @@ VERBS: dict[Action, Verb] = {
 LAST = frozenset({Action.DELETE})  # run after every other action has ended
 
 
+def unchanged_outcomes(plan: Plan) -> list[Outcome]:
+    """The unchanged ones too get an outcome: skipped, or failed when the plan blocks them (a
+    deployment another object manages, or one whose answer cannot be read)."""
+    return [
+        Outcome(c.key, c.action, Result.FAILED, error=c.why, reason=c.reason)
+        if c.blocked
+        else Outcome(c.key, c.action, Result.SKIPPED, reason=c.reason)
+        for c in plan.changes
+        if not c.action.mutates
+    ]
+
+
 class Executor:
     def __init__(
         self,
@@ -90,12 +102,7 @@ class Executor:
             )
             outcomes = list(await asyncio.gather(*(self._one(ctx, c) for c in first)))
             outcomes += await asyncio.gather(*(self._one(ctx, c) for c in last))
-        outcomes += [  # the unchanged ones too: every deployment gets an outcome
-            Outcome(c.key, c.action, Result.SKIPPED, reason=c.reason)
-            for c in plan.changes
-            if not c.action.mutates
-        ]
-        return outcomes
+        return outcomes + unchanged_outcomes(plan)
 
     def report_phase(self, change: Change, phase: Phase) -> None:
         self.report(Event(change.key, change.action, phase))

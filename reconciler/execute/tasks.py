@@ -4,9 +4,12 @@ Waiting holds no request slot. Every waiter registers an entry; one loop wakes a
 due time and polls what is due, so ten thousand deployments waiting cost about what one does.
 Polling follows the server rather than a timer per waiter:
 
-- batching: when `batch_min` or more entries of one kind and one project wait, one list call
-  (`GET /cloud/v1/tasks?project_id=...&from_timestamp=...`, or the project's deployments list)
-  answers all of them; an entry the list does not show falls back to its own GET;
+- batching: when `batch_min` or more entries of one kind wait (deployments: of one project), one
+  list call (`GET /cloud/v1/tasks?from_timestamp=...`, or the project's deployments list) answers
+  all of them; an entry the list does not show falls back to its own GET. Tasks are listed by
+  time, not by project, and matched by ID: the SDK types a task's `project_id` as optional, and
+  a task without one would escape a project filter (every wait would then fall back to a GET);
+  `from_timestamp` carries its timezone;
 - a batched list is polled on a short fixed interval (`batch_interval`), not backed off: its cost
   does not grow with the number waiting. It grows with its pages, so the interval is stretched
   to keep every list together under one page request per `page_interval` seconds;
@@ -91,7 +94,8 @@ class _Entry:
 
     @property
     def group(self) -> tuple[Kind, int]:
-        return (self.kind, self.project_id)
+        # tasks batch across projects (matched by ID); deployments are listed per project
+        return (self.kind, 0 if self.kind is Kind.TASK else self.project_id)
 
 
 class Watcher:
@@ -356,10 +360,9 @@ class Watcher:
         try:
             if kind is Kind.TASK:
                 oldest = datetime.fromtimestamp(min(e.since for e in entries), UTC)
-                since = (oldest - TASK_SKEW).strftime("%Y-%m-%dT%H:%M:%S")
+                since = (oldest - TASK_SKEW).isoformat(timespec="seconds")
                 answers, pages = await self._limited(
-                    "task list",
-                    lambda: self.api.task_answers(project_ids=[project_id], from_timestamp=since),
+                    "task list", lambda: self.api.task_answers(from_timestamp=since)
                 )
                 key = "id"
             else:

@@ -1,5 +1,10 @@
 """Update: PATCH only the changed top-level fields (a removed field is reset to its default).
 
+The plan's `steps` say which fields go in which PATCH, in order (`reconciler.patch`: never both
+auth fields in one body; keys to `auth_enabled: true` is `api_keys: []`, then the flag); each
+PATCH after the first is sent once the tasks of the one before have finished. Bodies come from
+`patch.body`: nested objects explicit, so they are right whether the server merges or replaces.
+
 After a lost answer the deployment is read: if it already matches the manifest, the update took
 effect and its task ID went with the answer; if it is gone, the update fails; otherwise it is
 sent again.
@@ -9,27 +14,36 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..diff import RESET_VALUES, diff
+from .. import patch as patches
+from ..diff import diff
 from ..errors import ApiError
 from .context import Attempt, Context
-from .finish import finish
+from .finish import finish, wait_tasks
 from .outcomes import ActionFailed, Phase
 from .send import NOT_APPLIED, _NotApplied, send_checked
 
 
 async def update(ctx: Context, attempt: Attempt) -> None:
-    fields = attempt.change.fields
+    change = attempt.change
+    tasks = await send_steps(ctx, attempt, change.steps or (change.fields,))
+    await finish(ctx, attempt, tasks)
+
+
+async def send_steps(ctx: Context, attempt: Attempt, steps: patches.Steps) -> list[str]:
+    """Send each PATCH in order; return the last one's tasks (the earlier ones have finished)."""
     tasks: list[str] = []
-    if fields:
+    for number, fields in enumerate(s for s in steps if s):
+        if number:
+            await wait_tasks(ctx, attempt, tasks)
         ctx.emit(attempt, Phase.SUBMITTING, f"updating {', '.join(fields)}")
         tasks = await patch(ctx, attempt, fields)
-    await finish(ctx, attempt, tasks)
+    return tasks
 
 
 async def patch(ctx: Context, attempt: Attempt, fields: Sequence[str]) -> list[str]:
     desired = attempt.wanted()
     body = desired.spec.body()
-    changes = {f: body[f] if f in body else RESET_VALUES.get(f) for f in fields}
+    changes = patches.body(body, fields)
     key = attempt.key
 
     async def check(error: ApiError) -> list[str] | _NotApplied:

@@ -16,6 +16,7 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -171,6 +172,7 @@ class Simulator:
             *object_routes(e),
             Route("/cloud/v3/inference/flavors", e(self._list_flavors), methods=["GET"]),
             Route("/cloud/v3/inference/flavors/{name}", e(self._get_flavor), methods=["GET"]),
+            Route("/cloud/v3/inference/capacity", e(self._capacity), methods=["GET"]),
             Route("/cloud/v1/tasks", e(_list_tasks), methods=["GET"]),
             Route("/cloud/v1/tasks/{task_id}", e(_get_task), methods=["GET"]),
         ]
@@ -178,6 +180,16 @@ class Simulator:
     async def _list_flavors(self, request: Request, cloud: Cloud) -> Response:
         flavors = list(self.config.flavors)
         return JSONResponse(_page(request, flavors, self.config.page_cap))
+
+    async def _capacity(self, request: Request, cloud: Cloud) -> Response:
+        results = [
+            {
+                "region_id": region,
+                "capacity": [{"flavor_name": f, "capacity": n} for f, n in sorted(free.items())],
+            }
+            for region, free in sorted(self.config.capacity_of().items())
+        ]
+        return JSONResponse({"count": len(results), "results": results})
 
     async def _get_flavor(self, request: Request, cloud: Cloud) -> Response:
         name = request.path_params["name"]
@@ -283,7 +295,7 @@ async def _get_task(request: Request, cloud: Cloud) -> Response:
     task = cloud.tasks.get(request.path_params["task_id"])
     if task is None:
         raise CloudError(404, "NotFoundError", f"Task {request.path_params['task_id']!r} not found")
-    return JSONResponse(task.view(cloud.clock()))
+    return JSONResponse(task.view(cloud.clock(), cloud.config.sparse_answers))
 
 
 def _timestamp(request: Request, key: str) -> float | None:
@@ -291,6 +303,11 @@ def _timestamp(request: Request, key: str) -> float | None:
     if raw is None:
         return None
     try:
+        if datetime.fromisoformat(raw.replace("Z", "+00:00")).tzinfo is None:
+            # a time without an offset means nothing certain: refuse it (README "Fidelity")
+            raise BodyInvalid(
+                f"{key} must carry a timezone (e.g. +00:00)", {key: ["timezone required"]}
+            )
         return parse_iso(raw)
     except ValueError:
         raise BodyInvalid(

@@ -40,6 +40,34 @@ TASK_TYPES = {
     "delete": "delete_inference_instance",
 }
 TASK_RETENTION_SECONDS = 24 * 3600
+# With `patch_merge`, a PATCH merges these objects into what is there instead of replacing them.
+# Lists (`containers`, `command`) and user maps (`envs`, http headers) are always replaced.
+MERGED_FIELDS = frozenset({"probes", "logging", "ingress_opts"})
+REPLACED_MAPS = frozenset({"envs", "headers"})
+
+
+def merged(old: Any, new: Any) -> Any:
+    """`new` merged into `old`, object by object (RFC 7386 style, but `null` sets a null)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    out = dict(old)
+    for key, value in new.items():
+        out[key] = value if key in REPLACED_MAPS else merged(old.get(key), value)
+    return out
+
+
+def _check_merged(spec: dict[str, Any]) -> None:
+    """A merge may leave what no single body could say (two actions in one probe): refuse it."""
+    for key, config in (spec.get("probes") or {}).items():
+        probe = (config or {}).get("probe") or {}
+        actions = [a for a in ("exec", "http_get", "tcp_socket") if probe.get(a) is not None]
+        if len(actions) > 1:
+            raise CloudError(
+                422,
+                "ValidationError",
+                f"probes.{key}.probe: only one of exec, http_get, tcp_socket may be set after "
+                f"the merge, got {', '.join(actions)}",
+            )
 
 
 class CloudError(Exception):
@@ -83,7 +111,7 @@ class Task:
             return "RUNNING"
         return "ERROR" if self.error else "FINISHED"
 
-    def view(self, now: float) -> dict[str, Any]:
+    def view(self, now: float, sparse: bool = False) -> dict[str, Any]:
         state = self.state(now)
         done = state in ("FINISHED", "ERROR")
         created = (
@@ -98,7 +126,7 @@ class Task:
             "user_id": 1,
             "client_id": 1,
             "user_client_id": None,
-            "project_id": self.project_id,
+            "project_id": None if sparse else self.project_id,
             "region_id": None,
             "request_id": self.request_id,
             "created_on": iso(self.created),
@@ -129,6 +157,8 @@ class Deployment:
     previous_spec: dict[str, Any] | None = None  # restored if an update task fails
     stopped: bool = False
     deleting: bool = False
+    # the parent managing it (`[{kind: "AppDeployment", name}]`); empty when standalone
+    object_references: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -244,6 +274,8 @@ class Cloud:
             created_at=iso(dep.created) + "Z",
             address=f"https://{host}" if created else None,
             containers=containers,
+            object_references=dep.object_references,
+            sparse=self.config.sparse_answers,
         )
 
     # -- operations ------------------------------------------------------------------------
@@ -258,7 +290,15 @@ class Cloud:
         deps = [d for (p, _), d in self.deployments.items() if p == project_id]
         return sorted(deps, key=lambda d: (d.created, d.name))
 
-    def create(self, project_id: int, spec: dict[str, Any], request_id: str) -> Task:
+    def create(
+        self,
+        project_id: int,
+        spec: dict[str, Any],
+        request_id: str,
+        object_references: list[dict[str, str]] | None = None,
+    ) -> Task:
+        """Create a deployment; `object_references` makes it one managed by a parent (as an
+        inference Application's deployments are): tests seed those through here."""
         name = spec.pop("name")
         if (project_id, name) in self.deployments:
             raise CloudError(409, "ConflictError", f"Inference deployment {name!r} already exists")
@@ -273,6 +313,7 @@ class Cloud:
             created=task.created,
             task_id=task.id,
             rollout_start=task.ends,
+            object_references=list(object_references or []),
         )
         self.save()
         return task
@@ -292,8 +333,12 @@ class Cloud:
         for key, value in changes.items():
             if value is None:
                 spec.pop(key, None)  # null resets a field to the server's default
+            elif self.config.patch_merge and key in MERGED_FIELDS and spec.get(key):
+                spec[key] = merged(spec[key], value)
             else:
                 spec[key] = value
+        if self.config.patch_merge:
+            _check_merged(spec)
         if changes.get("api_keys") is not None:
             spec.pop("auth_enabled", None)
         if "auth_enabled" in changes:
@@ -340,9 +385,11 @@ class Cloud:
         descending: bool,
     ) -> list[dict[str, Any]]:
         now = self.clock()
+        sparse = self.config.sparse_answers
         views = []
         for task in sorted(self.tasks.values(), key=lambda t: t.created, reverse=descending):
-            if project_ids and task.project_id not in project_ids:
+            # the filter matches the project the task reports (none, with sparse answers)
+            if project_ids and (sparse or task.project_id not in project_ids):
                 continue
             if task_type and TASK_TYPES[task.kind] != task_type:
                 continue
@@ -350,7 +397,7 @@ class Cloud:
                 continue
             if until is not None and task.created > until:
                 continue
-            view = task.view(now)
+            view = task.view(now, sparse)
             if states and view["state"] not in states:
                 continue
             views.append(view)

@@ -54,6 +54,7 @@ DEFAULT_FLAVORS: tuple[dict[str, Any], ...] = (
 
 # Region ids of Gcore's inference edge locations are opaque numbers; these are the simulator's.
 DEFAULT_REGIONS: tuple[int, ...] = (1, 2, 3, 4)
+DEFAULT_CAPACITY = 1000  # replicas of each flavor free in each region
 
 
 @dataclass(frozen=True)
@@ -106,3 +107,13 @@ class SimulatorConfig:
     faults: Faults = field(default_factory=Faults)
     page_cap: int = 100  # the most items one list page holds, whatever `limit` asks
     state_file: str | None = None  # persist the cloud here (JSON) between processes
+    # Real-API behaviours the client must survive (README "Fidelity"):
+    sparse_answers: bool = False  # answer null wherever the SDK allows; tasks without project
+    patch_merge: bool = False  # a PATCH merges nested objects (probes, logging, ingress_opts)
+    # available capacity per region and flavor; None: `DEFAULT_CAPACITY` of every flavor everywhere
+    capacity: dict[int, dict[str, int]] | None = None
+
+    def capacity_of(self) -> dict[int, dict[str, int]]:
+        if self.capacity is not None:
+            return self.capacity
+        return {r: {f["name"]: DEFAULT_CAPACITY for f in self.flavors} for r in self.regions}

@@ -4,9 +4,15 @@ Deliberately separate from `reconciler.spec`: the simulator plays the server, so
 client's models must not be mirrored (and hidden) here. Validation failures are turned into Gcore's
 error body, with `invalid_fields` keyed by dotted paths (`containers.0.scale.max`).
 
+Limits are Gcore's OpenAPI limits (`reconciler.facts`): `scale.max` <= 300, `cooldown_period`
+1-3600, `polling_interval` 5-3600, thresholds 1-100, `http.rate` <= 1000, `http.window` <= 3600,
+`sqs.activation_queue_length` >= 1, `retention_policy.period` required and <= 1825. A create
+refuses an explicit `null` where the create schema does (`facts.NOT_NULL_ON_CREATE`); an update
+refuses it for `flavor_name`, `auth_enabled`, `cooldown_period` and `polling_interval`.
+
 Choices where upstream is silent (documented in the README's simulator section):
 names are 4-30 characters of lowercase letters, digits and `-`, starting with a letter;
-`scale.min <= scale.max`; percentage thresholds are 1-100; region ids are unique per deployment.
+`scale.min <= scale.max`; region ids are unique per deployment.
 """
 
 from __future__ import annotations
@@ -16,11 +22,15 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .. import facts
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{2,28}[a-z0-9]$")
 
 Port = Annotated[int, Field(ge=1, le=65535)]
-Percent = Annotated[int, Field(ge=1, le=100)]
+Percent = Annotated[int, Field(ge=facts.THRESHOLD_MIN, le=facts.THRESHOLD_MAX)]
 NonNegative = Annotated[int, Field(ge=0)]
+Cooldown = Annotated[int, Field(ge=facts.COOLDOWN_MIN, le=facts.COOLDOWN_MAX)]
+Polling = Annotated[int, Field(ge=facts.POLLING_MIN, le=facts.POLLING_MAX)]
 
 
 class _Strict(BaseModel):
@@ -32,12 +42,12 @@ class Threshold(_Strict):
 
 
 class HttpTrigger(_Strict):
-    rate: Annotated[int, Field(ge=1)]
-    window: Annotated[int, Field(ge=1)]
+    rate: Annotated[int, Field(ge=1, le=facts.HTTP_RATE_MAX)]
+    window: Annotated[int, Field(ge=1, le=facts.HTTP_WINDOW_MAX)]
 
 
 class SqsTrigger(_Strict):
-    activation_queue_length: NonNegative
+    activation_queue_length: Annotated[int, Field(ge=facts.SQS_ACTIVATION_QUEUE_LENGTH_MIN)]
     aws_region: str
     queue_length: Annotated[int, Field(ge=1)]
     queue_url: str
@@ -58,9 +68,9 @@ class Triggers(_Strict):
 
 class Scale(_Strict):
     min: NonNegative
-    max: NonNegative
-    cooldown_period: NonNegative | None = None
-    polling_interval: NonNegative | None = None
+    max: Annotated[int, Field(ge=0, le=facts.SCALE_MAX)]
+    cooldown_period: Cooldown | None = None
+    polling_interval: Polling | None = None
     triggers: Triggers = Field(default_factory=Triggers)
 
     @model_validator(mode="after")
@@ -95,11 +105,11 @@ class Probe(_Strict):
     exec: ExecAction | None = None
     http_get: HttpGetAction | None = None
     tcp_socket: TcpSocketAction | None = None
-    failure_threshold: Annotated[int, Field(ge=1)] = 3
-    initial_delay_seconds: NonNegative = 0
-    period_seconds: Annotated[int, Field(ge=1)] = 10
-    success_threshold: Annotated[int, Field(ge=1)] = 1
-    timeout_seconds: Annotated[int, Field(ge=1)] = 1
+    failure_threshold: Annotated[int, Field(ge=1)] = facts.PROBE_TIMINGS["failure_threshold"]
+    initial_delay_seconds: NonNegative = facts.PROBE_TIMINGS["initial_delay_seconds"]
+    period_seconds: Annotated[int, Field(ge=1)] = facts.PROBE_TIMINGS["period_seconds"]
+    success_threshold: Annotated[int, Field(ge=1)] = facts.PROBE_TIMINGS["success_threshold"]
+    timeout_seconds: Annotated[int, Field(ge=1)] = facts.PROBE_TIMINGS["timeout_seconds"]
 
     @model_validator(mode="after")
     def _one_action(self) -> Probe:
@@ -121,7 +131,7 @@ class Probes(_Strict):
 
 
 class RetentionPolicy(_Strict):
-    period: NonNegative | None = None
+    period: Annotated[int, Field(ge=0, le=facts.RETENTION_PERIOD_MAX)] | None  # required
 
 
 class Logging(_Strict):
@@ -155,6 +165,48 @@ class _Body(_Strict):
         return self
 
 
+def null_paths(body: Any, paths: frozenset[tuple[str, ...]]) -> list[str]:
+    """Dotted paths of the explicit `null`s in `body` at the schematic `paths` (`*`: any key)."""
+    found: list[str] = []
+
+    def walk(value: Any, at: tuple[str, ...], dotted: tuple[str, ...]) -> None:
+        if isinstance(value, dict):
+            items: list[tuple[str, Any]] = list(value.items())
+        elif isinstance(value, list):
+            items = [(str(i), v) for i, v in enumerate(value)]
+        else:
+            return
+        for key, item in items:
+            for step in (key, "*"):
+                path = (*at, step)
+                if item is None and path in paths:
+                    found.append(".".join((*dotted, key)))
+                elif any(p[: len(path)] == path for p in paths):
+                    walk(item, path, (*dotted, key))
+
+    walk(body, (), ())
+    return sorted(set(found))
+
+
+UPDATE_NOT_NULL = frozenset(
+    {
+        ("flavor_name",),
+        ("auth_enabled",),
+        ("containers", "*", "scale", "cooldown_period"),
+        ("containers", "*", "scale", "polling_interval"),
+    }
+)
+
+
+def _refuse_nulls(body: Any, paths: frozenset[tuple[str, ...]]) -> None:
+    nulls = null_paths(body, paths)
+    if nulls:
+        raise BodyInvalid(
+            f"Validation error: {nulls[0]}: may not be null",
+            {path: ["may not be null"] for path in nulls},
+        )
+
+
 class CreateBody(_Body):
     name: str
     image: Annotated[str, Field(min_length=1)]
@@ -168,15 +220,6 @@ class UpdateBody(_Body):
     listening_port: Port | None = None
     flavor_name: Annotated[str, Field(min_length=1)] | None = None
     containers: list[Container] | None = Field(None, min_length=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _not_nullable(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key in ("flavor_name", "auth_enabled"):
-                if key in data and data[key] is None:
-                    raise ValueError(f"{key} may not be null")
-        return data
 
 
 class BodyInvalid(Exception):
@@ -232,6 +275,7 @@ def validate_create(body: Any, flavors: set[str], regions: set[int]) -> dict[str
     """Validate a create body; return it as sent (only the fields set), or raise BodyInvalid."""
     if not isinstance(body, dict):
         raise BodyInvalid("Request body must be a JSON object", {"__root__": ["not an object"]})
+    _refuse_nulls(body, facts.NOT_NULL_ON_CREATE)
     try:
         model = CreateBody.model_validate(body)
     except ValidationError as exc:
@@ -250,6 +294,7 @@ def validate_update(body: Any, flavors: set[str], regions: set[int]) -> dict[str
     """Validate a PATCH body; return only the fields sent, or raise BodyInvalid."""
     if not isinstance(body, dict):
         raise BodyInvalid("Request body must be a JSON object", {"__root__": ["not an object"]})
+    _refuse_nulls(body, UPDATE_NOT_NULL)
     try:
         model = UpdateBody.model_validate(body)
     except ValidationError as exc:

@@ -77,6 +77,11 @@ def test_no_canary_in_any_output(tmp_path: Path, server: BackgroundServer) -> No
     (folder / "leaky.yaml").write_text(leaky)
     (folder / "secret.yaml").write_text(SECRET)
     outputs: dict[str, str | bytes] = {}
+    # preflight refuses the unknown (interpolated) flavor at its manifest, naming it only as
+    # sensitive; the runs after it skip preflight, so the API's own echo is tested too
+    run = cli(server, tmp_path, "plan", str(folder))
+    assert run.returncode == 1 and "flavor (sensitive) does not exist" in run.stderr
+    outputs["plan preflight"] = run.stdout + run.stderr
     for fmt in ("text", "json", "markdown"):
         run = cli(
             server,
@@ -87,13 +92,21 @@ def test_no_canary_in_any_output(tmp_path: Path, server: BackgroundServer) -> No
             fmt,
             "--out",
             str(tmp_path / "p.json"),
+            "--no-preflight",
         )
         assert run.returncode == 0, run.stderr
         outputs[f"plan {fmt} stdout"], outputs[f"plan {fmt} stderr"] = run.stdout, run.stderr
         outputs[f"plan {fmt} file"] = (tmp_path / "p.json").read_bytes()
     for log_format in ("json", "text"):
         run = cli(
-            server, tmp_path, "apply", str(folder), "--auto-approve", "--log-format", log_format
+            server,
+            tmp_path,
+            "apply",
+            str(folder),
+            "--auto-approve",
+            "--log-format",
+            log_format,
+            "--no-preflight",
         )
         outputs[f"apply {log_format} stdout"] = run.stdout
         outputs[f"apply {log_format} stderr"] = run.stderr
