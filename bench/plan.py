@@ -8,10 +8,14 @@ The deployments are seeded into the simulator's state file (all ACTIVE), then pl
 in this process, stage by stage (load, list, diff, render), and as `reconciler plan` in its own
 process (wall, CPU and peak RSS of that process alone).
 
-    python bench/plan.py [--count 1000] [--runs 3] [--state postgresql://…]
+    python bench/plan.py [--count 1000] [--runs 3] [--state postgresql://…] [--drift 0.1]
 
 `--state URL` keeps the inventory in that PostgreSQL database (it must be empty: the benchmark
 fills it) instead of a SQLite file in a temporary folder.
+
+With `--drift F`, a fraction F of the live deployments differ from their manifests (another
+image, one more replica), so the plan holds that many updates and the diff's slow path runs; the
+time spent inside deepdiff (which only that path calls) is reported with its share.
 """
 
 from __future__ import annotations
@@ -47,11 +51,46 @@ def write_manifests(root: Path, count: int) -> None:
         (root / f"svc-{i:05d}.yaml").write_text(text)
 
 
-def populate(root: Path, sim_file: Path, store: StateStore) -> None:
+class DeepDiffTimer:
+    """Wraps `reconciler.diff.DeepDiff` (when the diff uses it) to add up the time inside it."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+        import reconciler.diff as diff_module
+
+        self.module = diff_module
+        self.original = getattr(diff_module, "DeepDiff", None)
+        if self.original is not None:
+            diff_module.DeepDiff = self  # type: ignore[attr-defined]
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        started = time.process_time()
+        try:
+            return self.original(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            self.seconds += time.process_time() - started
+            self.calls += 1
+
+
+def drifted(body: dict[str, object], index: int, drift: float) -> dict[str, object]:
+    """The live body: every 1/drift-th deployment was changed out of band."""
+    if drift <= 0 or index % max(1, round(1 / drift)):
+        return body
+    containers = [dict(c) for c in body["containers"]]  # type: ignore[attr-defined]
+    containers[0] = {**containers[0], "scale": {**containers[0]["scale"], "max": 4}}
+    return {**body, "image": "registry.example.com/models/drifted:1", "containers": containers}
+
+
+def populate(root: Path, sim_file: Path, store: StateStore, drift: float = 0.0) -> None:
     """Every manifest's deployment exists (ACTIVE, in the simulator's file) and is recorded."""
     desired = load_desired([root], env=ENV)
     seed_file(
-        sim_file, ((d.key.project_id, {"name": d.key.name, **d.spec.body()}) for d in desired)
+        sim_file,
+        (
+            (d.key.project_id, drifted({"name": d.key.name, **d.spec.body()}, i, drift))
+            for i, d in enumerate(desired)
+        ),
     )
     for d in desired:
         store.save_record(applied_record(d, store.hash_value, applied_at=0, outcome="converged"))
@@ -66,7 +105,9 @@ def cli_plan(url: str, root: Path, state: str) -> Run:
     return run
 
 
-async def measure(root: Path, api: ApiClient, store: StateStore) -> dict[str, float]:
+async def measure(
+    root: Path, api: ApiClient, store: StateStore, drift: float = 0.0
+) -> dict[str, float]:
     figures: dict[str, float] = {}
     wall0, cpu0 = time.perf_counter(), time.process_time()
 
@@ -82,9 +123,14 @@ async def measure(root: Path, api: ApiClient, store: StateStore) -> dict[str, fl
     figures["live_wall"] = time.perf_counter() - t_wall
     figures["live_cpu"] = time.process_time() - t_cpu
 
+    timer = DeepDiffTimer()
     t = time.process_time()
     plan = make_plan(desired, records, live, store.hash_value, PlanOptions())
     figures["diff_cpu"] = time.process_time() - t
+    if timer.original is not None:
+        timer.module.DeepDiff = timer.original  # type: ignore[attr-defined]
+    figures["deepdiff_cpu"] = timer.seconds
+    figures["deepdiff_calls"] = timer.calls
 
     t = time.process_time()
     text = render(plan, "text")
@@ -93,12 +139,15 @@ async def measure(root: Path, api: ApiClient, store: StateStore) -> dict[str, fl
 
     figures["wall"] = time.perf_counter() - wall0
     figures["cpu"] = time.process_time() - cpu0
-    assert not plan.has_changes, text[:2000]
+    assert drift > 0 or not plan.has_changes, text[:2000]
     assert len(plan.changes) == len(desired)
+    figures["updates"] = plan.summary()["update"]
     return figures
 
 
-async def main_async(count: int, runs: int, as_json: bool, state: str | None) -> None:
+async def main_async(
+    count: int, runs: int, as_json: bool, state: str | None, drift: float = 0.0
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "manifests"
         write_manifests(root, count)
@@ -106,12 +155,12 @@ async def main_async(count: int, runs: int, as_json: bool, state: str | None) ->
         store = open_store(location)
         if store.records():
             raise SystemExit("bench/plan.py: --state must name an empty inventory")
-        populate(root, Path(tmp) / "sim.json", store)
+        populate(root, Path(tmp) / "sim.json", store, drift)
         flags = ("--task-queue", "0", "--task-run", "0", "--rollout", "0")
         with simulator_process(*flags, "--state-file", str(Path(tmp) / "sim.json")) as url:
             settings = ApiSettings(base_url=url, api_key=Secret(KEY))
             async with ApiClient(settings) as api:
-                results = [await measure(root, api, store) for _ in range(runs)]
+                results = [await measure(root, api, store, drift) for _ in range(runs)]
             store.close()
             cli = [cli_plan(url, root, location) for _ in range(runs)]
     best = min(results, key=lambda r: r["wall"])
@@ -127,14 +176,21 @@ async def main_async(count: int, runs: int, as_json: bool, state: str | None) ->
         }
         print(json.dumps(figures))
         return
+    sync = "all in sync" if not drift else f"{best['updates']:.0f} drifted"
     print(
-        f"plan: {count} manifests against {count} live deployments (all in sync), "
+        f"plan: {count} manifests against {count} live deployments ({sync}), "
         f"best of {runs} runs, {os.cpu_count()} cores, state in "
         f"{'PostgreSQL' if state else 'SQLite'}"
     )
     print(f"  wall time                          {best['wall'] * 1000:7.0f} ms")
     print(f"  reconciler CPU: load+validate      {best['load_cpu'] * 1000:7.0f} ms")
     print(f"                  diff+plan          {best['diff_cpu'] * 1000:7.0f} ms")
+    share = best["deepdiff_cpu"] / best["diff_cpu"] if best["diff_cpu"] else 0.0
+    print(
+        f"                  of which deepdiff  {best['deepdiff_cpu'] * 1000:7.0f} ms   "
+        f"({best['deepdiff_calls']:.0f} calls, {share:.0%} of diff+plan, "
+        f"{best['deepdiff_cpu'] / best['cpu']:.0%} of the whole plan's CPU)"
+    )
     print(f"                  render text+json   {best['render_cpu'] * 1000:7.0f} ms")
     print(f"                  sum                {own * 1000:7.0f} ms")
     print(
@@ -156,8 +212,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--state", metavar="URL", help="an empty postgresql:// inventory")
+    parser.add_argument("--drift", type=float, default=0.0, help="fraction changed out of band")
     args = parser.parse_args()
-    asyncio.run(main_async(args.count, args.runs, args.json, args.state))
+    asyncio.run(main_async(args.count, args.runs, args.json, args.state, args.drift))
 
 
 if __name__ == "__main__":
