@@ -163,10 +163,8 @@ async def plan_against(
 ) -> tuple[Plan, PlanInputs]:
     records = store.records()
     projects = {d.key.project_id for d in desired} | {k.project_id for k in records}
-    if options.preflight and len(desired):
-        live, catalog = await asyncio.gather(fetch_live(api, projects), fetch_catalog(api))
-    else:
-        live, catalog = await fetch_live(api, projects), None
+    live = await fetch_live(api, projects)
+    catalog = await fetch_catalog(api) if options.preflight and len(desired) else None
     plan = make_plan(desired, records, live, store.hash_value, options, revision)
     plan = await with_objects(
         plan,

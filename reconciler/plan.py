@@ -135,7 +135,7 @@ class PlanOptions:
     max_deletes: int | None = None  # a deletion budget: more deletes than this refuse the plan
     targets: frozenset[str] = frozenset()  # only these deployments (NAME or PROJECT/NAME)
     force: bool = False  # prune even what `reconciler/prune: "false"` protects (destroy --force)
-    preflight: bool = True  # check flavors and regions against the API first (`--no-preflight`)
+    preflight: bool = False  # check flavors and regions against the API first (`plan` does)
 
 
 @dataclass(frozen=True)

@@ -271,9 +271,7 @@ def test_apply_exits_1_naming_the_deployment_and_the_api_error(tmp_path: Path) -
         .replace("name: my-instance", "name: no-such-flavor")
         .replace("inference-16vcpu-232gib-1xh100-80gb", "inference-999gpu")
     )
-    result = _run(
-        tmp_path, "apply", str(manifests), "--simulate", "--auto-approve", "--no-preflight"
-    )
+    result = _run(tmp_path, "apply", str(manifests), "--simulate", "--auto-approve")
     assert result.returncode == 1
     assert "✓ 1/my-instance create: converged" in result.stdout
     failed = [line for line in result.stdout.splitlines() if line.startswith("✗")]

@@ -111,11 +111,6 @@ def add_planning_flags(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="fail instead of taking over a live deployment that has a manifest but no record",
     )
-    p.add_argument(
-        "--no-preflight",
-        action="store_true",
-        help="skip checking flavors, regions and capacity against the API before planning",
-    )
 
 
 def add_allow_empty(p: argparse.ArgumentParser) -> None:
@@ -175,7 +170,6 @@ def plan_options(args: argparse.Namespace) -> PlanOptions:
         selector=MappingProxyType(dict(args.selector)),
         max_deletes=args.max_deletes,
         targets=frozenset(getattr(args, "target", None) or ()),
-        preflight=not getattr(args, "no_preflight", False),
     )
 
 

@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -66,6 +67,11 @@ def add_plan(sub: Subparsers) -> None:
         action="store_true",
         help="exit 0 when there are no changes, 2 when there are, 1 on error",
     )
+    p.add_argument(
+        "--no-preflight",
+        action="store_true",
+        help="skip checking flavors, regions and capacity against the API before planning",
+    )
     add_planning_flags(p)
     add_target_flags(p)
     add_secrets_from(p)
@@ -87,7 +93,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from ..render import render
 
     target = target_of(args)
-    options = plan_options(args)
+    options = replace(plan_options(args), preflight=not args.no_preflight)
     desired = engine.load(args.paths, target, secrets_from=args.secrets_from)
     require_manifests(desired, args.paths, options.allow_empty)
     plan = asyncio.run(engine.plan(desired, target, options, create_state=bool(args.out)))

@@ -106,7 +106,6 @@ def test_no_canary_in_any_output(tmp_path: Path, server: BackgroundServer) -> No
             "--auto-approve",
             "--log-format",
             log_format,
-            "--no-preflight",
         )
         outputs[f"apply {log_format} stdout"] = run.stdout
         outputs[f"apply {log_format} stderr"] = run.stderr
