@@ -84,13 +84,43 @@ def env_for(server: BackgroundServer) -> dict[str, str]:
     return env
 
 
-def apply_process(server: BackgroundServer, root: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+class Run:
+    """A process whose output goes to files (a pipe nobody drains would block it)."""
+
+    def __init__(self, command: list[str], env: dict[str, str], root: Path) -> None:
+        n = len(list(root.glob("run-*.out")))
+        self.out_path, self.err_path = root / f"run-{n}.out", root / f"run-{n}.err"
+        with self.out_path.open("w") as out, self.err_path.open("w") as err:
+            self.proc = subprocess.Popen(
+                command, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, text=True
+            )
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def send_signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    def communicate(self, timeout: float) -> tuple[str, str]:
+        try:
+            self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        return self.out_path.read_text(), self.err_path.read_text()
+
+
+def apply_process(server: BackgroundServer, root: Path) -> Run:
+    return Run(
         [sys.executable, "-m", "reconciler", "apply", str(root / "manifests"), "--auto-approve",
          "--parallelism", "16", "--timeout", "120", "--state", str(root / "state.db"),
          "--log-format", "json"],
-        env=env_for(server), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL, text=True,
+        env_for(server), root,
     )  # fmt: skip
 
 
@@ -145,8 +175,10 @@ def check_final_state(server: BackgroundServer, root: Path, broken: list[str]) -
 def test_many_deployments_under_faults(server: BackgroundServer, tmp_path: Path) -> None:
     broken = write_manifests(tmp_path / "manifests", SIZE, FAILING)
     run = apply_process(server, tmp_path)
-    out, err = run.communicate(timeout=600)
+    out, err = run.communicate(timeout=900)
+    failed = [line for line in out.splitlines() if '"result": "failed"' in line]
     assert run.returncode == 1, err[-2000:]  # the three broken images fail, the rest converge
+    assert len(failed) == FAILING, failed
     for name in broken:
         assert any(name in line and "Failed to deploy image" in line for line in
                    (out + err).splitlines()), name  # fmt: skip
@@ -182,7 +214,7 @@ def test_kill_minus_nine_at_seeded_moments(server: BackgroundServer, tmp_path: P
             break
         kills += 1
     survivor = apply_process(server, tmp_path)
-    out, err = survivor.communicate(timeout=600)
+    out, err = survivor.communicate(timeout=900)
     assert survivor.returncode == 1, err[-2000:]  # only the broken images remain failed
     assert kills >= min(KILLS, 3), f"only {kills} kill(s) landed before an apply ended"
     check_final_state(server, tmp_path, broken)
@@ -196,13 +228,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve_process(server: BackgroundServer, root: Path, port: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+def serve_process(server: BackgroundServer, root: Path, port: int) -> Run:
+    return Run(
         [sys.executable, "-m", "reconciler", "serve", "--manifests", str(root / "manifests"),
          "--state", str(root / "state.db"), "--listen", f"127.0.0.1:{port}", "--interval", "2",
          "--parallelism", "16", "--timeout", "120", "--log-format", "json"],
-        env=env_for(server), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL, text=True,
+        env_for(server), root,
     )  # fmt: skip
 
 
