@@ -25,6 +25,7 @@ from .execute import (
     ApplyOptions,
     Entry,
     Executor,
+    FollowUp,
     Journal,
     Outcome,
     Reporter,
@@ -376,10 +377,12 @@ async def status(target: Target, on_request: RequestHook | None = None) -> list[
         return []  # nothing is owned yet; and a read does not create the state
     with open_state(target) as store:
         records = store.records()
-        pending = set() if _applying(store) else {e.key for e in store.unfinished()}
+        pending = [] if _applying(store) else Journal(store).unfinished()
         async with connect(target, on_request) as api:
             live = await fetch_live(api, {k.project_id for k in records})
-        return status_rows(records, live, store.hash_value, pending)
+        not_waited = {e.key for e in pending if e.follow_up is FollowUp.NOT_WAITED}
+        interrupted = {e.key for e in pending} - not_waited
+        return status_rows(records, live, store.hash_value, interrupted, not_waited)
 
 
 def _applying(store: StateStore) -> bool:

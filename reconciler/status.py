@@ -48,10 +48,12 @@ def status_rows(
     live: Mapping[DeploymentKey, LiveDeployment],
     hasher: Callable[[object], str],
     interrupted: Collection[DeploymentKey] = frozenset(),
+    not_waited: Collection[DeploymentKey] = frozenset(),
 ) -> list[StatusRow]:
     """Sync (recorded spec against live) and health of every owned deployment.
 
-    `interrupted`: deployments with journaled work that no running apply holds."""
+    `interrupted`: deployments with journaled work that no running apply holds;
+    `not_waited`: those whose open work `apply --no-wait` submitted on purpose."""
     rows = []
     for key, record in sorted(records.items()):
         found = live.get(key)
@@ -74,7 +76,9 @@ def status_rows(
                 message = f"last apply: failed: {record.message}"  # with its log lines
             if drift and not message:
                 message = "drift: " + ", ".join(c.path for c in drift[:5])
-        if key in interrupted:
+        if key in not_waited:
+            message = "submitted; not waited for (apply --no-wait); the next apply follows it up"
+        elif key in interrupted:
             message = "interrupted; the next apply resumes it"
         if not message and not record.outcome.settled:
             message = f"last apply: {record.outcome}" + (

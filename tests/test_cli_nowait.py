@@ -19,9 +19,13 @@ def test_no_wait_submits_and_the_next_apply_follows_up(tmp_path: Path) -> None:
         "deployments"
     ]
     assert row["status"] in ("DEPLOYING", "PARTIALLYDEPLOYED", "ACTIVE")  # it was not waited on
-    assert row["message"] == "interrupted; the next apply resumes it"
+    assert (
+        row["message"]
+        == "submitted; not waited for (apply --no-wait); the next apply follows it up"
+    )
     followed = cli(tmp_path, "apply", "--simulate", "--auto-approve", "manifests/")
     assert followed.returncode == 0, followed.stderr
-    assert "resuming 1 interrupted create of 1/my-instance" in followed.stderr
+    assert "following up 1 create submitted by apply --no-wait: 1/my-instance" in followed.stderr
+    assert "interrupted" not in followed.stderr
     history = json.loads(cli(tmp_path, "history", "my-instance", "--format", "json").stdout)
     assert [h["result"] for h in history["history"]] == ["resumed"]

@@ -258,16 +258,21 @@ def _check_apply_args(args: argparse.Namespace) -> None:
 
 
 def _resuming(target: engine.Target) -> list[str]:
-    """What an interrupted apply left in the journal, in words (read before resuming it)."""
+    """What the journal holds open, in words (read before the apply resumes or follows it up):
+    work an interrupted apply left, and work `apply --no-wait` submitted without waiting."""
     from .. import engine
+    from ..execute import FollowUp
 
-    by_action: dict[str, list[str]] = {}
+    groups: dict[tuple[FollowUp, str], list[str]] = {}
     for entry in engine.unfinished(target):
-        by_action.setdefault(entry.action.value, []).append(str(entry.key))
+        groups.setdefault((entry.follow_up, entry.action.value), []).append(str(entry.key))
     lines = []
-    for action, keys in sorted(by_action.items()):
-        count = len(keys)
-        lines.append(f"resuming {count} interrupted {action} of {', '.join(keys)}")
+    for (follow_up, action), keys in sorted(groups.items()):
+        count, named = len(keys), ", ".join(keys)
+        if follow_up is FollowUp.NOT_WAITED:
+            lines.append(f"following up {count} {action} submitted by apply --no-wait: {named}")
+        else:
+            lines.append(f"resuming {count} interrupted {action} of {named}")
     return lines
 
 

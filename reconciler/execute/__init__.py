@@ -8,7 +8,7 @@ journal   the typed write-ahead journal; `resume` finishes what a crash left beh
 tasks     the watcher: tasks and deployments polled together, on an injected clock
 """
 
-from .journal import Entry, Intent, Journal, JournalResult, JournalState
+from .journal import Entry, FollowUp, Intent, Journal, JournalResult, JournalState
 from .manager import Executor, unchanged_outcomes
 from .outcomes import ActionFailed, ApplyOptions, Event, Outcome, Phase, Reporter, Result
 from .resume import resume
@@ -20,6 +20,7 @@ __all__ = [
     "Entry",
     "Event",
     "Executor",
+    "FollowUp",
     "Intent",
     "Journal",
     "JournalResult",

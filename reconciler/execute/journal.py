@@ -20,7 +20,15 @@ from ..model import DeploymentKey, DesiredDeployment, Record, RecordOutcome
 from ..plan import Action, applied_record
 from ..state import JournalEntry, StateStore
 
-__all__ = ["Entry", "Intent", "Journal", "JournalResult", "JournalState", "RecordOutcome"]
+__all__ = [
+    "Entry",
+    "FollowUp",
+    "Intent",
+    "Journal",
+    "JournalResult",
+    "JournalState",
+    "RecordOutcome",
+]
 
 
 class JournalState(StrEnum):
@@ -44,12 +52,21 @@ class JournalResult(StrEnum):
     REPLANNED = "unknown"  # after a crash: left to the fresh plan, which re-reads live state
 
 
+class FollowUp(StrEnum):
+    """Why an entry is still open when the next apply (or `status`) reads it."""
+
+    INTERRUPTED = "interrupted"  # the apply that opened it stopped before closing it
+    NOT_WAITED = "not waited"  # submitted by `apply --no-wait`, which leaves the wait to the next
+
+
 @dataclass(frozen=True)
 class Intent:
-    """What an action is about to do: the fields it sends, and the record it would write."""
+    """What an action is about to do: the fields it sends, and the record it would write;
+    `waited` is False when the apply does not wait for its tasks (`apply --no-wait`)."""
 
     fields: tuple[str, ...] = ()
     record: Record | None = None
+    waited: bool = True
 
     @classmethod
     def of(
@@ -58,13 +75,14 @@ class Intent:
         desired: DesiredDeployment | None,
         hasher: Hasher,
         revision: str | None,
+        waited: bool = True,
     ) -> Intent:
         if desired is None:
-            return cls(tuple(fields))
+            return cls(tuple(fields), waited=waited)
         record = applied_record(
             desired, hasher, applied_at=0.0, outcome=RecordOutcome.APPLYING, revision=revision
         )
-        return cls(tuple(fields), record)
+        return cls(tuple(fields), record, waited)
 
     def record_as(self, outcome: RecordOutcome, now: float) -> Record | None:
         if self.record is None:
@@ -82,6 +100,8 @@ class Intent:
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"fields": list(self.fields)}
+        if not self.waited:
+            data["waited"] = False  # absent in entries written before the key existed
         if self.record is not None:
             record = self.record
             data.update(
@@ -96,8 +116,9 @@ class Intent:
     @classmethod
     def from_json(cls, key: DeploymentKey, data: Mapping[str, Any]) -> Intent:
         fields = tuple(str(f) for f in data.get("fields", []))
+        waited = data.get("waited", True) is not False
         if "last_applied" not in data:
-            return cls(fields)
+            return cls(fields, waited=waited)
         record = Record(
             key=key,
             last_applied=data["last_applied"],
@@ -108,7 +129,7 @@ class Intent:
             labels=MappingProxyType(dict(data.get("labels", {}))),
             annotations=MappingProxyType(dict(data.get("annotations", {}))),
         )
-        return cls(fields, record)
+        return cls(fields, record, waited)
 
 
 @dataclass(frozen=True)
@@ -122,6 +143,13 @@ class Entry:
     task_ids: tuple[str, ...]
     state: JournalState
     started_at: float
+
+    @property
+    def follow_up(self) -> FollowUp:
+        """Submitted and deliberately not waited for, or left open by an apply that stopped."""
+        if self.state is JournalState.SUBMITTED and not self.intent.waited:
+            return FollowUp.NOT_WAITED
+        return FollowUp.INTERRUPTED
 
     @classmethod
     def from_row(cls, row: JournalEntry) -> Entry:

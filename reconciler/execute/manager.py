@@ -110,7 +110,9 @@ class Executor:
     async def _one(self, ctx: Context, change: Change) -> Outcome:
         started = self.clock.monotonic()
         desired = self.desired.get(change.key)
-        intent = Intent.of(change.fields, desired, self.store.hash_value, self.revision)
+        intent = Intent.of(
+            change.fields, desired, self.store.hash_value, self.revision, self.options.wait
+        )
         entry = ctx.journal.open(change.key, change.action, intent)
         attempt = Attempt(change, desired, entry, started + self.options.timeout)
         try:
