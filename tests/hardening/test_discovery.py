@@ -25,7 +25,7 @@ TIMEOUT = 20
 
 @pytest.fixture
 def tree() -> Iterator[Path]:
-    """A manifest folder any user can traverse (the unreadable-folder test drops to nobody)."""
+    """A manifest folder any user can traverse (the unreadable-file tests give up root's bypass)."""
     root = Path(tempfile.mkdtemp(prefix="reconciler-hardening-"))
     root.chmod(0o755)
     (root / "ok.yaml").write_text(manifest("good-svc"))
@@ -36,10 +36,13 @@ def tree() -> Iterator[Path]:
     shutil.rmtree(root)
 
 
-def validate(*paths: Path, as_nobody: bool = False) -> subprocess.CompletedProcess[str]:
+def validate(*paths: Path, unprivileged: bool = False) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "reconciler", "validate", *map(str, paths)]
-    if as_nobody and os.geteuid() == 0:
-        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    if unprivileged and os.geteuid() == 0:
+        # Root reads anything: drop the two capabilities that bypass file permissions (it stays
+        # root, so the interpreter and the project, wherever they are installed, still load).
+        no_bypass = "--bounding-set=-dac_override,-dac_read_search"
+        command = ["setpriv", no_bypass, "--inh-caps=-dac_override,-dac_read_search", *command]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     return subprocess.run(
         command, capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd="/"
@@ -51,7 +54,7 @@ def test_an_unreadable_folder_stops_the_run(tree: Path) -> None:
     hidden.mkdir()
     (hidden / "other.yaml").write_text(manifest("other-svc"))
     hidden.chmod(0o000)
-    result = validate(tree, as_nobody=True)
+    result = validate(tree, unprivileged=True)
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"{hidden}:1:1: cannot read folder: Permission denied" in result.stdout
     assert "Traceback" not in result.stderr
@@ -61,7 +64,7 @@ def test_an_unreadable_file_stops_the_run(tree: Path) -> None:
     secret = tree / "locked.yaml"
     secret.write_text(manifest("locked-svc"))
     secret.chmod(0o000)
-    result = validate(tree, as_nobody=True)
+    result = validate(tree, unprivileged=True)
     assert result.returncode == 1
     assert f"{secret}:1:1: cannot read: Permission denied" in result.stdout
 
