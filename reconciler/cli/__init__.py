@@ -19,10 +19,11 @@ from collections.abc import Callable, Sequence
 from .. import __version__
 from ..errors import ReconcilerError
 from . import (
+    applying,
     completion,
     destroy,
     diffcmd,
-    inventory,
+    live,
     manifests,
     objects,
     planning,
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     manifests.add_validate(sub)
     planning.add_plan(sub)
-    planning.add_apply(sub)
+    applying.add_apply(sub)
     planning.add_status(sub)
     service.add_serve(sub)
     manifests.add_schema(sub)
@@ -53,10 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     statecmd.add_state(sub)
     diffcmd.add_diff(sub)
     destroy.add_destroy(sub)
-    inventory.add_get(sub)
-    inventory.add_import(sub)
-    inventory.add_describe(sub)
-    inventory.add_history(sub)
+    live.add_get(sub)
+    live.add_import(sub)
+    live.add_describe(sub)
+    rollback.add_history(sub)
     rollback.add_rollback(sub)
     completion.add_completion(sub)
     return parser

@@ -67,8 +67,8 @@ def _cmd_destroy(args: argparse.Namespace) -> int:
     from .. import engine
     from ..model import DesiredState
     from ..plan import PlanOptions, targeted
+    from .applying import execute
     from .inventory import owned_keys
-    from .planning import execute
 
     apply_options_of(args)
     target = target_of(args)

@@ -1,4 +1,7 @@
-"""`reconciler rollback NAME --to REVISION PATH...`: re-apply a spec from the deployment's history.
+"""`reconciler history NAME` and `reconciler rollback NAME --to REVISION PATH...`.
+
+`history` lists a deployment's applies from the state store's journal, numbered; `rollback`
+re-applies the spec recorded at one of them.
 
 The history (the journal) keeps each applied spec with its secrets as keyed hashes, never their
 values. So the spec is rebuilt from the record, and each secret is taken from the current
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +27,15 @@ from .common import (
     add_target_flags,
     require_manifests,
     target_of,
+)
+from .inventory import (
+    NotOwned,
+    add_name,
+    add_state_flag,
+    open_inventory,
+    resolve,
+    table,
+    when_applied,
 )
 
 if TYPE_CHECKING:
@@ -91,11 +104,10 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     from ..model import DesiredDeployment, DesiredState, Location
     from ..plan import PlanOptions
     from ..spec import DeploymentSpec
-    from .inventory import _open, resolve
-    from .planning import execute
+    from .applying import execute
 
     target = target_of(args)
-    store = _open(args.state)
+    store = open_inventory(args.state)
     if store is None:
         raise ReconcilerError(f"{args.name}: no owned deployment of that name")
     try:
@@ -153,3 +165,62 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
         )
     print(f"rolling {key} back to history #{number}", file=sys.stderr)
     return execute(args, target, DesiredState((desired,), 1), options, None, asking=asking)
+
+
+# -- history -------------------------------------------------------------------------------------
+
+
+def add_history(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "history",
+        help="every recorded apply of one deployment: numbered, with outcome and time",
+        description="List what was applied to one owned deployment, oldest first, numbered: "
+        "the action, its result, the revision (a git SHA under serve) and when. Read from the "
+        "state store's journal, which keeps finished entries for 30 days.",
+    )
+    add_name(p)
+    add_state_flag(p)
+    p.add_argument("--format", choices=("text", "json"), default="text", help="(default text)")
+    p.set_defaults(func=_cmd_history)
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    store = open_inventory(args.state)
+    if store is None:
+        raise NotOwned(f"{args.name}: no owned deployment of that name (the inventory is empty)")
+    try:
+        key = resolve(args.name, args.project, list(store.records()))
+        entries = store.journal_history(key)
+    finally:
+        store.close()
+    rows = [
+        {
+            "number": number,
+            "at": when_applied(entry.started_at),
+            "action": entry.action,
+            "result": entry.result or "in progress",
+            "revision": entry.intent.get("revision"),
+            "message": entry.message,
+        }
+        for number, entry in enumerate(entries, 1)
+    ]
+    if args.format == "json":
+        print(json.dumps({"deployment": str(key), "history": rows}, indent=2))
+        return 0
+    if not rows:
+        print(f"{key}: no recorded applies (imported, or older than 30 days)")
+        return 0
+    out: list[tuple[str, ...]] = [("#", "AT", "ACTION", "RESULT", "REVISION", "MESSAGE")]
+    for row in rows:
+        out.append(
+            (
+                str(row["number"]),
+                str(row["at"]),
+                str(row["action"]),
+                str(row["result"]),
+                str(row["revision"] or "-")[:12],
+                str(row["message"]),
+            )
+        )
+    print(table(out))
+    return 0

@@ -1,0 +1,269 @@
+"""`reconciler get`, `describe` and `import`: owned deployments beside the API's answer.
+
+Unlike `state list|show|rm` (in `inventory`), these ask the API (or the simulator): `get` and
+`describe` show the live status and spec next to the record, `import` records a live deployment
+as owned without sending anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ReconcilerError
+from .common import Subparsers, add_target_flags
+from .inventory import NotOwned, add_name, record_json, records_at, resolve, table, when_applied
+
+if TYPE_CHECKING:
+    from ..model import DeploymentKey
+
+
+# -- get -----------------------------------------------------------------------------------------
+
+
+def add_get(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "get",
+        help="owned deployments with their live status (like kubectl get)",
+        description="Show owned deployments (all, or the NAMEs given) with sync, health and "
+        "API status. -o json or yaml prints each one's record and live answer (normalised to "
+        "the request shape, sensitive values hidden); -o wide adds the image, the regions and "
+        "the replicas. Exit 1 if a NAME is not owned.",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="NAME or PROJECT/NAME (default: all)")
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=("table", "wide", "json", "yaml"),
+        default="table",
+        help="(default table)",
+    )
+    p.add_argument(
+        "--project", type=int, metavar="P", help="the project of the NAMEs, when not unique"
+    )
+    add_target_flags(p)
+    p.set_defaults(func=_cmd_get)
+
+
+def _cmd_get(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .. import engine
+    from ..diff import SENSITIVE
+    from ..health import readiness
+    from .common import target_of
+
+    target = target_of(args)
+    records = records_at(args.state)
+    keys = [resolve(n, args.project, list(records)) for n in args.names] or sorted(records)
+    chosen = {k: records[k] for k in keys}
+
+    async def fetch() -> dict[DeploymentKey, Any]:
+        async with engine.connect(target) as api:
+            return await engine.fetch_live(api, {k.project_id for k in chosen})
+
+    live = asyncio.run(fetch()) if chosen else {}
+    rows = {r.key: r for r in asyncio.run(engine.status(target)) if r.key in chosen}
+    if args.output in ("json", "yaml"):
+        items = []
+        for key in keys:
+            found = live.get(key)
+            view = dict(found.spec_view) if found is not None else None
+            if view is not None and view.get("envs"):
+                view["envs"] = {k: SENSITIVE for k in view["envs"]}
+            items.append(
+                {
+                    "record": record_json(chosen[key]),
+                    "status": rows[key].to_json(),
+                    "live": view,
+                }
+            )
+        if args.output == "json":
+            print(json.dumps({"deployments": items}, indent=2, sort_keys=True))
+        else:
+            import yaml
+
+            print(yaml.safe_dump({"deployments": items}, sort_keys=True), end="")
+        return 0
+    if not keys:
+        print("No deployments are owned yet: run `reconciler apply`.")
+        return 0
+    head = ("NAME", "PROJECT", "SYNC", "HEALTH", "STATUS", "REVISION")
+    wide = args.output == "wide"
+    out: list[tuple[str, ...]] = [(*head, "IMAGE", "REGIONS", "READY") if wide else head]
+    for key in keys:
+        row = rows[key]
+        cells: tuple[str, ...] = (
+            key.name,
+            str(key.project_id),
+            row.sync.value,
+            row.health.value,
+            row.status or "-",
+            (row.revision or "-")[:12],
+        )
+        if wide:
+            found = live.get(key)
+            image = str(found.spec_view.get("image", "-")) if found else "-"
+            regions = ",".join(str(c.region_id) for c in found.containers_status) if found else "-"
+            ready, total = readiness(found)
+            cells = (*cells, image, regions or "-", f"{ready}/{total}")
+        out.append(cells)
+    print(table(out))
+    return 0
+
+
+# -- import --------------------------------------------------------------------------------------
+
+
+def add_import(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "import",
+        help="take ownership of one live deployment (record it, change nothing)",
+        description="Record a live deployment as owned, without sending anything: for users "
+        "who run with --no-adopt. The record holds no applied fields yet, so the next plan "
+        "compares only what a manifest sets (nothing is reset), and --prune may delete it once "
+        "no manifest names it.",
+    )
+    p.add_argument("name", metavar="NAME", help="the deployment's name (or PROJECT/NAME)")
+    p.add_argument(
+        "--project",
+        type=int,
+        metavar="P",
+        help="its project (default: $GCORE_CLOUD_PROJECT_ID)",
+    )
+    add_target_flags(p)
+    p.set_defaults(func=_cmd_import)
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    import asyncio
+    import time
+    from types import MappingProxyType
+
+    from .. import engine
+    from ..errors import NotFoundError
+    from ..model import DeploymentKey, Record, RecordOutcome
+    from .common import target_of
+
+    target = target_of(args)
+    name, project = args.name, args.project
+    head, sep, tail = name.partition("/")
+    if sep and head.isdigit():
+        project, name = int(head), tail
+    project = project if project is not None else target.settings.project_id
+    if project is None:
+        raise ReconcilerError("which project? pass --project P, or set GCORE_CLOUD_PROJECT_ID")
+    key = DeploymentKey(project, name)
+
+    async def exists() -> None:
+        async with engine.connect(target) as api:
+            try:
+                await api.get_deployment(key.project_id, key.name)
+            except NotFoundError:
+                raise NotOwned(f"{key}: no such deployment in the API") from None
+
+    asyncio.run(exists())
+    with engine.open_state(target) as store:
+        store.acquire_lock()
+        if key in store.records():
+            raise ReconcilerError(f"{key} is owned already")
+        store.save_record(
+            Record(
+                key=key,
+                last_applied=MappingProxyType({}),  # nothing applied: nothing to reset
+                applied_at=time.time(),
+                outcome=RecordOutcome.CONVERGED,
+                message="imported",
+            )
+        )
+    print(f"{key}: imported; it is owned now, and nothing was changed", file=sys.stderr)
+    return 0
+
+
+# -- describe ------------------------------------------------------------------------------------
+
+
+def add_describe(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "describe",
+        help="one owned deployment in full: status, what was applied, the live answer",
+        description="Describe one owned deployment: its sync, health, status and message; the "
+        "record (revision, outcome, when); the spec last applied (secrets as keyed hashes); "
+        "and the API's answer, normalised (envs values hidden). Exit 1 if it is not owned.",
+    )
+    add_name(p)
+    add_target_flags(p)
+    p.set_defaults(func=_cmd_describe)
+
+
+def _cmd_describe(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import yaml
+
+    from .. import engine
+    from ..diff import SENSITIVE
+    from .common import target_of
+
+    target = target_of(args)
+    records = records_at(args.state)
+    key = resolve(args.name, args.project, list(records))
+    record = records[key]
+
+    async def fetch() -> tuple[dict[DeploymentKey, Any], list[str]]:
+        from ..api.objects import InferenceObjects
+        from ..errors import ApiError
+        from .objects import format_line
+
+        async with engine.connect(target) as api:
+            live = await engine.fetch_live(api, {key.project_id})
+            logs: list[str] = []
+            if key in live:
+                try:
+                    lines = await InferenceObjects(api).logs(key.project_id, key.name, tail=5)
+                    logs = [format_line(line) for line in lines]
+                except ApiError as exc:
+                    logs = [f"(no logs: {exc})"]
+            return live, logs
+
+    live, logs = asyncio.run(fetch())
+    found = live.get(key)
+    [row] = [r for r in asyncio.run(engine.status(target)) if r.key == key]
+    lines = [
+        f"Name:          {key.name}",
+        f"Project:       {key.project_id}",
+        f"Sync:          {row.sync.value}",
+        f"Health:        {row.health.value}",
+        f"Status:        {row.status or '-'}",
+        f"Message:       {row.message or '-'}",
+        f"Revision:      {record.revision or '-'}",
+        f"Last applied:  {when_applied(record.applied_at)} ({record.outcome})",
+    ]
+    if record.labels:
+        lines.append("Labels:        " + ", ".join(f"{k}={v}" for k, v in record.labels.items()))
+    if record.annotations:
+        pairs = ", ".join(f"{k}={v}" for k, v in record.annotations.items())
+        lines.append(f"Annotations:   {pairs}")
+    if found is not None and found.containers_status:
+        lines.append("Containers:")
+        for c in found.containers_status:
+            error = f"  error: {c.error_message}" if c.error_message else ""
+            lines.append(f"  region {c.region_id}: {c.ready}/{c.total} ready{error}")
+    lines.append("Applied spec:")
+    applied = yaml.safe_dump(dict(record.last_applied), sort_keys=False)
+    lines += ["  " + x for x in applied.splitlines()]
+    lines.append("Live spec:")
+    if found is None:
+        lines.append("  (not found in the API)")
+    else:
+        view = dict(found.spec_view)
+        if view.get("envs"):
+            view["envs"] = {k: SENSITIVE for k in view["envs"]}
+        lines += ["  " + x for x in yaml.safe_dump(view, sort_keys=False).splitlines()]
+    if logs:
+        lines.append("Recent logs:")
+        lines += ["  " + line for line in logs]
+    print("\n".join(lines))
+    return 0
