@@ -11,6 +11,13 @@ import pytest
 
 from reconciler.simulator import BackgroundServer, Cloud, Simulator, SimulatorConfig
 
+# A CLI process a test starts (`python -m reconciler` from a temporary folder) must run this
+# checkout's code, not whatever copy of the package is installed.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_ROOT, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
+)
+
 API_KEY = "test-key-0123456789"
 FLAVOR = "inference-16vcpu-232gib-1xh100-80gb"
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +60,13 @@ def test_the_kubernetes_example_parses_and_probes_real_routes() -> None:
     claims = [d for d in documents if d["kind"] == "PersistentVolumeClaim"]
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert claims and "/state" in mounts
+
+
+def test_a_cli_process_started_by_a_test_runs_the_code_under_test(tmp_path: Path) -> None:
+    # a test's `python -m reconciler` runs from some other folder: without the checkout on its
+    # path it imports whatever copy is installed, and proves nothing about this one
+    found = subprocess.run(
+        [sys.executable, "-c", "import reconciler; print(reconciler.__file__)"],
+        cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert Path(found.stdout.strip()).resolve().parent.parent == ROOT.resolve()
