@@ -1,25 +1,21 @@
 """Where the stages meet: manifests -> (desired, recorded, live) -> plan -> execute -> status.
 
 The CLI, the service and the web page all go through here, so a plan means the same thing
-everywhere: this module opens the state store (`open_state`, any `StateStore` backend) and the
-API client (`connect`), and hands values to the pure stages (`diff`, `plan`, `status`). A caller
+everywhere: this module opens the state store and the API client of a `Target` (`open_state`,
+`connect`: see `target`), and hands values to the pure stages (`diff`, `plan`, `status`). A caller
 takes part in an apply through one `ApplyHooks` object instead of a row of callbacks.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import tempfile
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .api import ApiClient
 from .clock import REAL, Clock
-from .config import ApiSettings, Secret
 from .errors import ReconcilerError
 from .execute import (
     ApplyOptions,
@@ -48,86 +44,13 @@ from .preflight import check as preflight_check
 from .preflight import fetch_catalog
 from .redact import sensitive_values
 from .scoped import ScopedStore
-from .simulator import Simulator, SimulatorConfig, transport
-from .state import DEFAULT_STATE_PATH, StateStore, _alive, is_database_url, open_store
+from .state import StateStore, _alive
 from .status import StatusRow, status_rows
-
-SIMULATOR_URL = "http://simulator.invalid"
-
-
-@dataclass(frozen=True)
-class Target:
-    """Which API to talk to and where the state lives.
-
-    The state is a file (`state_path`) or a PostgreSQL database (`state_url`); with a database,
-    `state_path` still names the local working folder (`.reconciler/`: git checkouts, the
-    embedded simulator's cloud) through its parent.
-    """
-
-    settings: ApiSettings
-    state_path: Path
-    simulate: bool = False
-    state_url: str | None = None
-
-    @classmethod
-    def from_env(
-        cls, *, state: str | None, simulate: bool, env: Mapping[str, str] | None = None
-    ) -> Target:
-        env = os.environ if env is None else env
-        settings = ApiSettings.from_env(env)
-        location = state or env.get("RECONCILER_STATE") or DEFAULT_STATE_PATH
-        if not simulate:
-            settings.require_key()
-        if is_database_url(location):
-            return cls(settings, Path(DEFAULT_STATE_PATH), simulate, state_url=location)
-        return cls(settings, Path(location), simulate)
-
-    @property
-    def state_location(self) -> str:
-        """What `open_store` takes: the database URL, else the file's path."""
-        return self.state_url or str(self.state_path)
-
-    @property
-    def state_shown(self) -> str:
-        """The state's location for messages: a database URL without its password."""
-        if self.state_url is None:
-            return str(self.state_path)
-        from .pgstate import redact_url
-
-        return redact_url(self.state_url)
-
-    @property
-    def simulator_file(self) -> Path:
-        """The embedded simulator's cloud lives beside the state file."""
-        return self.state_path.parent / "simulator.json"
-
-
-RequestHook = Callable[[str, int], None]
-
-
-@contextmanager
-def open_state(target: Target) -> Iterator[StateStore]:
-    """The target's state store, whichever backend holds it; closed (and unlocked) on exit."""
-    store = open_store(target.state_location)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-@asynccontextmanager
-async def connect(
-    target: Target, on_request: RequestHook | None = None
-) -> AsyncIterator[ApiClient]:
-    """An API client for the target: the real API, or the embedded simulator (in process)."""
-    if target.simulate:
-        simulator = Simulator(SimulatorConfig(state_file=str(target.simulator_file)))
-        settings = ApiSettings(base_url=SIMULATOR_URL, api_key=Secret("simulated"))
-        client = ApiClient(settings, transport=transport(simulator), on_request=on_request)
-    else:
-        client = ApiClient(target.settings, on_request=on_request)
-    async with client:
-        yield client
+from .target import RequestHook as RequestHook  # callers reach `target` through here too
+from .target import Target as Target
+from .target import connect as connect
+from .target import open_state as open_state
+from .target import read_state, state_exists
 
 
 async def fetch_live(
@@ -258,7 +181,7 @@ async def plan(
 
     A state that does not exist yet is not created (it is empty), unless `create_state`: a plan
     saved for `apply --plan` fingerprints secrets with the state's key, which must then exist."""
-    opened = open_state(target) if create_state else _read_state(target)
+    opened = open_state(target) if create_state else read_state(target)
     with opened as store:
         async with connect(target, on_request) as api:
             made, _ = await plan_against(desired, store, api, options)
@@ -338,7 +261,7 @@ async def apply(
 
 def unfinished(target: Target) -> list[Entry]:
     """What an interrupted apply left in the journal (nothing if there is no state yet)."""
-    if not _state_exists(target):
+    if not state_exists(target):
         return []
     with open_state(target) as store:
         return Journal(store).unfinished()
@@ -350,30 +273,11 @@ def recorded_projects(target: Target) -> frozenset[int]:
         return frozenset(k.project_id for k in store.records())
 
 
-def _state_exists(target: Target) -> bool:
-    return target.state_url is not None or target.state_path.exists()
-
-
 # -- status ----------------------------------------------------------------------------------
 
 
-@contextmanager
-def _read_state(target: Target) -> Iterator[StateStore]:
-    """The target's state for reading: an absent one is an empty throwaway, not created."""
-    if _state_exists(target):
-        with open_state(target) as store:
-            yield store
-        return
-    with tempfile.TemporaryDirectory(prefix="reconciler-") as folder:
-        store = open_store(Path(folder) / "empty.db")
-        try:
-            yield store
-        finally:
-            store.close()
-
-
 async def status(target: Target, on_request: RequestHook | None = None) -> list[StatusRow]:
-    if not _state_exists(target):
+    if not state_exists(target):
         return []  # nothing is owned yet; and a read does not create the state
     with open_state(target) as store:
         records = store.records()
@@ -395,7 +299,7 @@ def _applying(store: StateStore) -> bool:
 
 async def status_objects(target: Target) -> list[ObjectStatusRow]:
     """Sync of every owned credential, secret and API key."""
-    if not _state_exists(target):
+    if not state_exists(target):
         return []  # nothing is owned yet; and a read does not create the state
     with open_state(target) as store:
         async with connect(target) as api:

@@ -7,9 +7,8 @@ coalesces into exactly one more run. File events are debounced (`debounce`, 300 
 Each reconcile: sync the source (git fetch, or nothing for a directory), load the manifests, and
 apply. A revision with any invalid manifest applies nothing from it: the last good revision
 stays in force (drift is still corrected against it) and the errors are reported in status,
-logs and metrics. Self-heal off leaves drift alone (status shows OutOfSync). A deployment that
-keeps failing is retried with its own exponential backoff (5 s doubling to 5 min), without
-holding the others back; when the API is down, readiness goes false and the loop retries.
+logs and metrics. Self-heal and each failing deployment's backoff are `healing`'s; when the API
+is down, readiness goes false and the loop retries.
 """
 
 from __future__ import annotations
@@ -28,11 +27,12 @@ from .clock import REAL, Clock
 from .engine import ApplyHooks, Target
 from .errors import ApiError, ReconcilerError
 from .execute import ApplyOptions, Event, Phase
+from .healing import Healing
 from .manifests import ManifestError
 from .manifests.offloop import load_off_loop
 from .metrics import Metrics
 from .model import DeploymentKey, DesiredState
-from .plan import Plan, PlanOptions
+from .plan import PlanOptions
 from .runs import LastReconcile, Run
 from .sources import Source, SourceError
 from .state import LockHeld
@@ -90,7 +90,13 @@ class Service:
         self.reconciled_once = False
         self.not_ready: str | None = "first reconcile not done"  # why /readyz says 503
         self.running_since: float | None = None
-        self.backoff: dict[DeploymentKey, tuple[int, float]] = {}
+        self.healing = Healing(
+            clock,
+            self.metrics,
+            self.options.self_heal,
+            self.options.backoff_initial,
+            self.options.backoff_cap,
+        )
         self._wanted: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._debounce: asyncio.TimerHandle | None = None
@@ -98,7 +104,6 @@ class Service:
         self._error_streak = 0
         self._stop_watching: Callable[[], None] = lambda: None
         self.last_report: engine.ApplyReport | None = None  # the last reconcile's apply, if any
-        self.drifted: dict[DeploymentKey, str] = {}  # what the last plan found edited out of band
         self.listeners: list[Callable[[Service], None]] = []  # told after every reconcile
         self._known_projects: frozenset[int] = frozenset()
 
@@ -200,52 +205,15 @@ class Service:
 
     # -- one reconcile ---------------------------------------------------------------------
 
-    def _choose(self, plan: Plan) -> Plan:
-        """Leave drift alone without self-heal; skip deployments still backing off."""
-        now = self.clock.monotonic()
-        drifted = [c for c in plan.changes if c.reason.is_drift]
-        self.drifted = {
-            c.key: f"{c.reason}: " + ", ".join(f.path for f in c.changes[:5]) for c in drifted
-        }
-        if drifted:
-            self.metrics.drift.inc(len(drifted))
-            for change in drifted:
-                log.info("drift detected on %s: %s", change.key, change.why)
-        kept = []
-        for change in plan.changes:
-            if not self.options.self_heal and change.reason.is_drift:
-                continue
-            waiting = self.backoff.get(change.key)
-            if waiting and waiting[1] > now and change.action.mutates:
-                log.info("%s: backing off for %.0fs more", change.key, waiting[1] - now)
-                continue
-            kept.append(change)
-        return replace(plan, changes=tuple(kept))  # the objects' part goes on as planned
+    @property
+    def backoff(self) -> dict[DeploymentKey, tuple[int, float]]:
+        """Deployments backing off after failures: (failures, monotonic time of the retry)."""
+        return self.healing.backoff
 
-    def _note_outcomes(self, report: engine.ApplyReport) -> None:
-        now = self.clock.monotonic()
-        for outcome in report.outcomes:
-            self.metrics.actions.labels(outcome.action.value, outcome.result.value).inc()
-            if outcome.result.ok:
-                self.backoff.pop(outcome.key, None)
-                continue
-            failures = self.backoff.get(outcome.key, (0, 0.0))[0] + 1
-            delay = min(
-                self.options.backoff_initial * 2 ** (failures - 1), self.options.backoff_cap
-            )
-            self.backoff[outcome.key] = (failures, now + delay)
-            log.warning(
-                "%s: %s (%s); retrying in %.0fs",
-                outcome.key,
-                outcome.result.value,
-                outcome.error,
-                delay,
-            )
-        for seconds in report.task_waits:
-            self.metrics.task_wait.observe(seconds)
-        if self.backoff:
-            soonest = min(until for _, until in self.backoff.values())
-            self._retry_in(soonest - now + 0.01, "retry")
+    @property
+    def drifted(self) -> dict[DeploymentKey, str]:
+        """What the last plan found edited out of band, and which fields."""
+        return self.healing.drifted
 
     def _log_event(self, event: Event) -> None:
         if event.phase.is_final or event.phase is Phase.SUBMITTED:
@@ -339,7 +307,7 @@ class Service:
             self.options.apply,
             ApplyHooks(
                 report=self._log_event,
-                choose=self._choose,
+                choose=self.healing.choose,
                 on_request=self.metrics.request,
             ),
             revision=good_revision,
@@ -347,7 +315,9 @@ class Service:
             projects=self.projects if self.leases is not None else None,
         )
         self.last_report = report
-        self._note_outcomes(report)
+        retry = self.healing.note(report)
+        if retry is not None:
+            self._retry_in(retry + 0.01, "retry")
         run.outcomes.update(o.result.value for o in report.outcomes)
         if not report.ok and run.result == "ok":
             run.end("failed", [f"{o.key}: {o.error}" for o in report.outcomes if not o.result.ok])

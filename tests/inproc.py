@@ -72,12 +72,12 @@ def run_cli(
     args: Sequence[str], cwd: Path, env: Mapping[str, str]
 ) -> subprocess.CompletedProcess[str]:
     """`python -m reconciler *args` with `env` in `cwd` and stdin at end of file, in-process."""
-    from reconciler import engine
+    from reconciler import target
     from reconciler.cli import main
 
     out, err = _Stream(), _Stream()
-    saved_config = engine.SimulatorConfig
-    engine.SimulatorConfig = _fast_config  # type: ignore[assignment,misc]
+    saved_config = target.SimulatorConfig
+    target.SimulatorConfig = _fast_config  # type: ignore[assignment,misc]
     with (
         _process_state(cwd, env),
         contextlib.redirect_stdout(out),
@@ -91,6 +91,6 @@ def run_cli(
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         finally:
             sys.stdin = saved_stdin
-            engine.SimulatorConfig = saved_config  # type: ignore[misc]
+            target.SimulatorConfig = saved_config  # type: ignore[misc]
     argv = [sys.executable, "-m", "reconciler", *args]
     return subprocess.CompletedProcess(argv, code, out.text(), err.text())
