@@ -297,10 +297,12 @@ def _applying(store: StateStore) -> bool:
     return holder.host != socket.gethostname() or _alive(holder.pid)
 
 
-async def status_objects(target: Target) -> list[ObjectStatusRow]:
+async def status_objects(
+    target: Target, on_request: RequestHook | None = None
+) -> list[ObjectStatusRow]:
     """Sync of every owned credential, secret and API key."""
     if not state_exists(target):
         return []  # nothing is owned yet; and a read does not create the state
     with open_state(target) as store:
-        async with connect(target) as api:
+        async with connect(target, on_request) as api:
             return await object_status(object_state_path(store), api, store.hash_value)

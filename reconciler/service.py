@@ -19,6 +19,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ from .manifests import ManifestError
 from .manifests.offloop import load_off_loop
 from .metrics import Metrics
 from .model import DeploymentKey, DesiredState
+from .objects_engine import ObjectStatusRow
 from .plan import PlanOptions
 from .runs import LastReconcile, Run
 from .sources import Source, SourceError
@@ -58,6 +60,8 @@ class ServeOptions:
     backoff_cap: float = 300.0
     shutdown_grace: float = 10.0
     lock_timeout: float = 10.0  # how long a reconcile waits for another apply's lock
+    secrets_from: tuple[str, ...] = ()  # folders valueFrom.file may read besides the manifests
+    secrets_dir: Path | None = None  # API key secrets; default: secrets/ beside the state
 
 
 class Service:
@@ -86,6 +90,7 @@ class Service:
         self.manifest_errors: list[ManifestError] = []
         self.good: tuple[DesiredState, str | None] | None = None
         self.rows: list[StatusRow] = []
+        self.object_rows: list[ObjectStatusRow] = []  # credentials, secrets, API keys
         self.api_ok = False
         self.reconciled_once = False
         self.not_ready: str | None = "first reconcile not done"  # why /readyz says 503
@@ -234,6 +239,7 @@ class Service:
             await self._load(run)
             await self._apply(run)
             self.rows = await engine.status(self.target, on_request=self.metrics.request)
+            self.object_rows = await engine.status_objects(self.target, self.metrics.request)
             self.metrics.observe_status(self.rows)
             self.api_ok = True
             self._error_streak = 0
@@ -263,7 +269,9 @@ class Service:
         snapshot = await self.source.sync()
         run.revision = revision = snapshot.revision
         state, manifest_errors = await load_off_loop(
-            list(snapshot.paths), self.target.settings.project_id
+            list(snapshot.paths),
+            self.target.settings.project_id,
+            secrets_from=self.options.secrets_from,
         )
         manifest_errors = [replace(e, file=snapshot.shown(e.file)) for e in manifest_errors]
         self.manifest_errors = manifest_errors
@@ -312,6 +320,7 @@ class Service:
             ),
             revision=good_revision,
             lock_timeout=self.options.lock_timeout,
+            secrets_dir=self.options.secrets_dir,
             projects=self.projects if self.leases is not None else None,
         )
         self.last_report = report
@@ -392,5 +401,6 @@ class Service:
                 for k, (_, until) in sorted(self.backoff.items())
             },
             "deployments": [r.to_json() for r in self.rows],
+            "objects": [o.to_json() for o in self.object_rows],
             "projects": sorted(self.projects) if self.projects is not None else None,
         }

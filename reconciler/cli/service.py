@@ -23,6 +23,7 @@ from .common import (
     seconds,
     target_of,
 )
+from .manifests import add_secrets_from
 
 SIMULATOR_PORT = 8089  # not 8080: the README runs the simulator and `serve` side by side
 SERVE_PORT = 8080  # the Dockerfile's and the Kubernetes probes' port
@@ -194,6 +195,13 @@ def add_serve(sub: Subparsers) -> None:
         help="POST a JSON event here on each change of state (failed, drift, manifest errors, "
         "recovery); repeatable",
     )
+    add_secrets_from(p)
+    p.add_argument(
+        "--secrets-dir",
+        metavar="DIR",
+        help="where API key secrets are written, one 0600 file per key "
+        "(default: secrets/ beside the state file)",
+    )
     add_execution_flags(p)
     add_planning_flags(p)
     add_target_flags(p)
@@ -222,6 +230,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     token = os.environ.get("RECONCILER_UI_TOKEN") or None
     if args.ui_actions and not token:
         raise ReconcilerError("--ui-actions needs RECONCILER_UI_TOKEN set to the page's token")
+    for folder in args.secrets_from:
+        if not Path(folder).is_dir():
+            what = "not a directory" if Path(folder).exists() else "no such directory"
+            raise ReconcilerError(f"--secrets-from {folder}: {what}")
     for url in args.notify_url:
         if not url.startswith(("http://", "https://")) or url[-3:] == "://":
             raise ReconcilerError(f"--notify-url: expected an http(s) URL, got {redact_url(url)}")
@@ -244,6 +256,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_deletes=args.max_deletes,
         selector=MappingProxyType(dict(args.selector)),
         apply=apply_options_of(args),
+        secrets_from=tuple(args.secrets_from),
+        secrets_dir=Path(args.secrets_dir) if args.secrets_dir else None,
     )
     leases = None
     if target.state_url is not None:  # replicas on one PostgreSQL inventory share the projects

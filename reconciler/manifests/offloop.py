@@ -22,8 +22,11 @@ async def load_off_loop(
     paths: Sequence[str | os.PathLike[str]],
     default_project_id: int | None,
     timeout: float = LOAD_TIMEOUT,
+    secrets_from: Sequence[str | os.PathLike[str]] = (),
 ) -> tuple[DesiredState, list[ManifestError]]:
-    work = asyncio.to_thread(load_manifests, paths, default_project_id=default_project_id)
+    work = asyncio.to_thread(
+        load_manifests, paths, default_project_id=default_project_id, secrets_from=secrets_from
+    )
     try:
         return await asyncio.wait_for(work, timeout)
     except TimeoutError:
