@@ -1,14 +1,17 @@
-"""What one reconcile of the service reports: `Run` while it goes, `LastReconcile` once done
-(the `last_reconcile` of /api/status)."""
+"""What the service reports: `Run` while a reconcile goes, `LastReconcile` once done (the
+`last_reconcile` of /api/status), and the whole /api/status document."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["LastReconcile", "Run"]
+if TYPE_CHECKING:
+    from .service import Service
+
+__all__ = ["LastReconcile", "Run", "status_document"]
 
 
 @dataclass
@@ -44,3 +47,26 @@ class Run:
 
     def end(self, result: str, errors: list[str]) -> None:
         self.result, self.errors = result, errors
+
+
+def status_document(service: Service) -> dict[str, Any]:
+    """`status --format json` (deployments and objects) and the service's own state."""
+    good_revision = service.good[1] if service.good else None
+    return {
+        "source": service.source.describe(),
+        "revision": good_revision,
+        "ready": service.ready,
+        "not_ready": None if service.ready else service.not_ready,
+        "reconciling": service.running_since is not None,
+        "reconciles": service.runs,
+        "triggers": dict(service.triggers),
+        "last_reconcile": service.last.to_json() if service.last else None,
+        "manifest_errors": [str(e) for e in service.manifest_errors],
+        "backoff": {
+            str(k): round(max(0.0, until - service.clock.monotonic()), 1)
+            for k, (_, until) in sorted(service.backoff.items())
+        },
+        "deployments": [r.to_json() for r in service.rows],
+        "objects": [o.to_json() for o in service.object_rows],
+        "projects": sorted(service.projects) if service.projects is not None else None,
+    }

@@ -35,7 +35,7 @@ from .metrics import Metrics
 from .model import DeploymentKey, DesiredState
 from .objects_engine import ObjectStatusRow
 from .plan import PlanOptions
-from .runs import LastReconcile, Run
+from .runs import LastReconcile, Run, status_document
 from .sources import Source, SourceError
 from .state import LockHeld
 from .status import StatusRow
@@ -385,22 +385,5 @@ class Service:
     # -- what /api/status shows ------------------------------------------------------------
 
     def status_json(self) -> dict[str, Any]:
-        good_revision = self.good[1] if self.good else None
-        return {
-            "source": self.source.describe(),
-            "revision": good_revision,
-            "ready": self.ready,
-            "not_ready": None if self.ready else self.not_ready,
-            "reconciling": self.running_since is not None,
-            "reconciles": self.runs,
-            "triggers": dict(self.triggers),
-            "last_reconcile": self.last.to_json() if self.last else None,
-            "manifest_errors": [str(e) for e in self.manifest_errors],
-            "backoff": {
-                str(k): round(max(0.0, until - self.clock.monotonic()), 1)
-                for k, (_, until) in sorted(self.backoff.items())
-            },
-            "deployments": [r.to_json() for r in self.rows],
-            "objects": [o.to_json() for o in self.object_rows],
-            "projects": sorted(self.projects) if self.projects is not None else None,
-        }
+        """The /api/status document (`runs.status_document`)."""
+        return status_document(self)
