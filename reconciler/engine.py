@@ -45,6 +45,7 @@ from .preflight import fetch_catalog
 from .redact import sensitive_values
 from .scoped import ScopedStore
 from .state import StateStore, _alive
+from .statekey import Hasher, no_state_hasher
 from .status import StatusRow, status_rows
 from .target import RequestHook as RequestHook  # callers reach `target` through here too
 from .target import Target as Target
@@ -84,12 +85,25 @@ async def plan_against(
     api: ApiClient,
     options: PlanOptions,
     revision: str | None = None,
+    empty_state_hasher: Hasher | None = None,
 ) -> tuple[Plan, PlanInputs]:
+    """The plan, and what it was made from. With no record in the state, the fingerprint hashes
+    secrets with `empty_state_hasher` when given (see `statekey.no_state_hasher`): a plan made
+    where no state exists yet is then checked alike by an apply that has just created it."""
     records = store.records()
+    fingerprint_hasher = empty_state_hasher if not records else None
     projects = {d.key.project_id for d in desired} | {k.project_id for k in records}
     live = await fetch_live(api, projects)
     catalog = await fetch_catalog(api) if options.preflight and len(desired) else None
-    plan = make_plan(desired, records, live, store.hash_value, options, revision)
+    plan = make_plan(
+        desired,
+        records,
+        live,
+        store.hash_value,
+        options,
+        revision,
+        fingerprint_hasher=fingerprint_hasher,
+    )
     plan = await with_objects(
         plan,
         desired,
@@ -99,6 +113,7 @@ async def plan_against(
         store.hash_value,
         prune=options.prune and not options.targets,  # --target narrows to deployments
         allow_empty=options.allow_empty,
+        fingerprint_hasher=fingerprint_hasher,
     )
     if catalog is not None:
         acting = frozenset(c.key for c in plan.changes if c.action.mutates)
@@ -174,18 +189,23 @@ async def plan(
     target: Target,
     options: PlanOptions,
     on_request: RequestHook | None = None,
-    *,
-    create_state: bool = False,
 ) -> Plan:
     """A dry run: the plan against the recorded and live state, changing nothing.
 
-    A state that does not exist yet is not created (it is empty), unless `create_state`: a plan
-    saved for `apply --plan` fingerprints secrets with the state's key, which must then exist."""
-    opened = open_state(target) if create_state else read_state(target)
-    with opened as store:
+    A state that does not exist yet is not created: it is empty, and the plan's fingerprint
+    hashes secrets without a state key, as `apply` checks it (see `plan_against`)."""
+    with read_state(target) as store:
         async with connect(target, on_request) as api:
-            made, _ = await plan_against(desired, store, api, options)
+            made, _ = await plan_against(
+                desired, store, api, options, empty_state_hasher=_no_state_hasher(target)
+            )
             return made
+
+
+def _no_state_hasher(target: Target) -> Hasher:
+    """The fingerprint's hasher while the state holds no record (see `plan_against`)."""
+    key = target.settings.api_key
+    return no_state_hasher(key.reveal() if key is not None else None)
 
 
 async def apply(
@@ -208,13 +228,15 @@ async def apply(
     are neither planned nor resumed: another replica owns them."""
     hooks = hooks or ApplyHooks()
     started = clock.monotonic()
+    # a saved plan made where no state existed was fingerprinted without a state key
+    empty = _no_state_hasher(target) if expected_fingerprint is not None else None
     with open_state(target) as opened:
         store: StateStore = opened if projects is None else ScopedStore(opened, projects)
         store.acquire_lock(timeout=lock_timeout)
         async with connect(target, hooks.on_request) as api:
             api.redact.add(sensitive_values(desired))
             resumed = await resume(api, store, apply_options, clock)
-            plan, inputs = await plan_against(desired, store, api, options, revision)
+            plan, inputs = await plan_against(desired, store, api, options, revision, empty)
             if expected_fingerprint is not None and plan.fingerprint != expected_fingerprint:
                 raise StalePlan(
                     "plan is stale: the manifests, the recorded state or the live deployments "

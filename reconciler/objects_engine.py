@@ -117,6 +117,7 @@ async def with_objects(
     *,
     prune: bool,
     allow_empty: bool,
+    fingerprint_hasher: Hasher | None = None,
 ) -> Plan:
     """`plan` with the object actions, after checking references and deletes (PlanError)."""
     if _open(state_path) is None and desired.objects:
@@ -137,7 +138,9 @@ async def with_objects(
     if problems:
         raise PlanError("\n".join(problems))
     waved = with_waves(changes)
-    fingerprint = _fingerprint(plan.fingerprint, waved, desired, records, live_objects, hasher)
+    fingerprint = _fingerprint(
+        plan.fingerprint, waved, desired, records, live_objects, fingerprint_hasher or hasher
+    )
     return replace(plan, objects=tuple(waved), fingerprint=fingerprint)
 
 

@@ -416,8 +416,13 @@ def make_plan(
     hasher: Hasher,
     options: PlanOptions | None = None,
     revision: str | None = None,
+    *,
+    fingerprint_hasher: Hasher | None = None,
 ) -> Plan:
-    """Decide an action for every desired or recorded deployment (in key order)."""
+    """Decide an action for every desired or recorded deployment (in key order).
+
+    `fingerprint_hasher`, when given, hashes secrets for the fingerprint instead of `hasher`
+    (a plan made where no state exists yet: see `statekey.no_state_hasher`)."""
     options = options or PlanOptions()
     wanted = {d.key: d for d in desired if selected(d.labels, options.selector)}
     # a record is in scope when its manifest is selected (whatever labels it was applied with);
@@ -486,7 +491,9 @@ def make_plan(
     )
     return Plan(
         frozen,
-        fingerprint(wanted, owned, present, frozen, hasher, desired_hashed),
+        fingerprint(wanted, owned, present, frozen, hasher, desired_hashed)
+        if fingerprint_hasher is None
+        else fingerprint(wanted, owned, present, frozen, fingerprint_hasher),
         revision,
         warnings=warnings,
     )

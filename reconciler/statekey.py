@@ -154,3 +154,21 @@ def adopt(material: KeyMaterial, meta: Mapping[str, str], store: str) -> Hasher:
     hasher = Hasher(meta["salt"], material)
     verify(hasher, meta.get("hash_key", ""), meta.get("key_check", ""), store)
     return hasher
+
+
+NO_STATE_SALT = "reconciler: a plan made where no state exists yet"
+
+
+def no_state_hasher(api_key: str | None, env: Mapping[str, str] | None = None) -> Hasher:
+    """The hasher that fingerprints a plan made where no state exists yet.
+
+    `plan --out` does not create the state, so there is no state key to hash secrets with; yet
+    `apply --plan` must find the same fingerprint (and a secret changed since must not). So the
+    key is one both commands have without a state: `RECONCILER_STATE_KEY` or its key file when
+    set, else the API key (a secret the plan's reader lacks). On the embedded simulator without
+    either, only the fixed salt remains: the simulated cloud's plans are not guarded by a key.
+    """
+    material = from_env(env)
+    if material is None and api_key:
+        material = KeyMaterial(KeySource.FILE, api_key.encode(), "GCORE_API_KEY")
+    return Hasher(NO_STATE_SALT, material or NO_KEY)

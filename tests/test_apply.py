@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from reconciler import engine
 from reconciler.api import ApiClient
 from reconciler.config import ApiSettings, Secret
 from reconciler.engine import ApplyHooks, ApplyReport, Target, apply, plan_against, status
@@ -205,10 +206,7 @@ def test_a_lost_create_answer_is_adopted_not_repeated(tmp_path: Path) -> None:
 async def test_a_saved_plan_applies_only_while_fresh(rig: Rig) -> None:
     rig.write("alpha-svc", manifest("alpha-svc"))
     desired = load_desired([rig.dir], env={})
-    store = SqliteStateStore(rig.target.state_path)
-    async with ApiClient(rig.target.settings) as api:
-        plan, _ = await plan_against(desired, store, api, PlanOptions())
-    store.close()
+    plan = await engine.plan(desired, rig.target, PlanOptions())  # as `plan --out` makes it
 
     rig.write("alpha-svc", manifest("alpha-svc", image="nginx:changed"))
     from reconciler.engine import StalePlan

@@ -114,7 +114,7 @@ def test_a_saved_plan_is_portable_between_checkouts(
     assert saved["inputs"]["paths"] == ["manifests"]  # failed before: an absolute path
     other = tmp_path_factory.mktemp("other-checkout")
     shutil.copytree(work / "manifests", other / "manifests")
-    shutil.copytree(work / ".reconciler", other / ".reconciler")
+    assert not (work / ".reconciler").exists()  # plan --out creates no state to carry over
     shutil.copy(work / "plan.json", other / "plan.json")
     shutil.rmtree(work / "manifests")  # the first checkout is gone
     applied = cli(other, "apply", "--simulate", "--plan", "plan.json")
@@ -206,12 +206,33 @@ def test_plan_and_status_do_not_create_the_state(work: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     assert "No deployments are owned yet" in shown.stdout
     assert not (work / "st").exists()
-    saved = cli(
-        work, "plan", "--simulate", "manifests/", "--state", "st/state.db", "--out", "p.json"
-    )
-    assert saved.returncode == 0, saved.stderr
-    applied = cli(work, "apply", "--simulate", "--state", "st/state.db", "--plan", "p.json")
+
+
+def test_plan_out_does_not_create_the_state_and_its_plan_applies(work: Path) -> None:
+    # failed before: plan --out created st/state.db and its key, to fingerprint the secrets
+    # (every envs value is one) with the state's key
+    first = cli(work, "plan", "--simulate", "manifests/", "--state", "st/state.db", "--out", "p1")
+    assert first.returncode == 0, first.stderr
+    assert not (work / "st").exists()
+    second = cli(work, "plan", "--simulate", "manifests/", "--state", "st/state.db", "--out", "p2")
+    assert second.returncode == 0, second.stderr
+    fingerprints = [json.loads((work / p).read_text())["fingerprint"] for p in ("p1", "p2")]
+    assert fingerprints[0] == fingerprints[1]  # the same inputs, the same fingerprint
+    applied = cli(work, "apply", "--simulate", "--state", "st/state.db", "--plan", "p1")
     assert applied.returncode == 0, applied.stderr  # the saved plan's fingerprint held
+    assert "1/my-instance create: converged" in applied.stdout
+
+
+def test_a_secret_changed_after_plan_out_on_no_state_makes_the_plan_stale(work: Path) -> None:
+    manifest = work / "manifests" / "my-instance.yaml"
+    manifest.write_text(manifest.read_text().replace('"False"', '"${MODE}"'))
+    made = cli(work, "plan", "--simulate", "manifests/", "--out", "p.json", env={"MODE": "q7x1"})
+    assert made.returncode == 0, made.stderr
+    assert "q7x1" not in (work / "p.json").read_text()
+    stale = cli(work, "apply", "--simulate", "--plan", "p.json", env={"MODE": "q7x2"})
+    assert stale.returncode == 1
+    assert "plan is stale" in stale.stderr
+    assert "No deployments are owned yet" in cli(work, "status", "--simulate").stdout
 
 
 # -- validate --format ---------------------------------------------------------------------------

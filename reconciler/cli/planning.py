@@ -82,7 +82,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     options = replace(plan_options(args), preflight=not args.no_preflight)
     desired = engine.load(args.paths, target, secrets_from=args.secrets_from)
     require_manifests(desired, args.paths, options.allow_empty)
-    plan = asyncio.run(engine.plan(desired, target, options, create_state=bool(args.out)))
+    plan = asyncio.run(engine.plan(desired, target, options))
     sys.stdout.write(render(plan, args.format, color=use_color(sys.stdout, args.color)))
     warn(plan)
     if args.out:
