@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .clock import Clock
 from .metrics import Metrics
 from .model import DeploymentKey
-from .plan import Plan
+from .plan import Change, Plan
 
 if TYPE_CHECKING:
     from .engine import ApplyReport
@@ -40,9 +40,7 @@ class Healing:
         """Leave drift alone without self-heal; skip deployments still backing off."""
         now = self.clock.monotonic()
         drifted = [c for c in plan.changes if c.reason.is_drift]
-        self.drifted = {
-            c.key: f"{c.reason}: " + ", ".join(f.path for f in c.changes[:5]) for c in drifted
-        }
+        self.drifted = {c.key: _drift_words(c) for c in drifted}
         if drifted:
             self.metrics.drift.inc(len(drifted))
             for change in drifted:
@@ -81,3 +79,10 @@ class Healing:
         if not self.backoff:
             return None
         return min(until for _, until in self.backoff.values()) - now
+
+
+def _drift_words(change: Change) -> str:
+    """ "drift: containers[region_id=1].scale.max", or the reason alone when no field moved (a
+    deployment started or stopped out of band)."""
+    fields = ", ".join(f.path for f in change.changes[:5])
+    return f"{change.reason}: {fields}" if fields else str(change.reason)

@@ -205,6 +205,11 @@ class RecordOutcome(StrEnum):
         return self in (RecordOutcome.CONVERGED, RecordOutcome.RESUMED)
 
 
+# Set by the reconciler on a record (never read from a manifest) when the deployment was applied
+# with `spec.stopped: true`: a start out of band is then drift, not a change of the manifest.
+STOPPED_ANNOTATION = "reconciler/stopped"
+
+
 @dataclass(frozen=True)
 class Record:
     """A deployment this reconciler owns, as it last applied it."""
@@ -218,3 +223,8 @@ class Record:
     sensitive_paths: frozenset[SpecPath] = frozenset()
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def was_stopped(self) -> bool:
+        """Whether it was applied with `spec.stopped: true` (kept stopped on purpose)."""
+        return self.annotations.get(STOPPED_ANNOTATION) == "true"

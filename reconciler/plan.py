@@ -40,6 +40,7 @@ from . import patch
 from .diff import FieldChange, Hasher, creation, diff, hashed, patch_fields
 from .errors import ReconcilerError
 from .model import (
+    STOPPED_ANNOTATION,
     DeploymentKey,
     DeploymentStatus,
     DesiredDeployment,
@@ -99,6 +100,8 @@ class Reason(StrEnum):
     ORPHAN_PROTECTED = 'orphan: kept (reconciler/prune is "false")'
     STOPPED = "stopped: true, live is running"
     RUNNING = "stopped: false, live is DISABLED"
+    DRIFT_STARTED = "drift: started out of band"  # applied stopped, and someone started it
+    DRIFT_STOPPED = "drift: stopped out of band"  # applied running, and someone stopped it
     MANAGED_ELSEWHERE = "managed elsewhere"
     UNREADABLE = "unreadable"
 
@@ -110,7 +113,12 @@ class Reason(StrEnum):
     @property
     def is_drift(self) -> bool:
         """Live state moved away from what was applied (edited or deleted out of band)."""
-        return self in (Reason.DRIFT, Reason.DRIFT_MISSING)
+        return self in (
+            Reason.DRIFT,
+            Reason.DRIFT_MISSING,
+            Reason.DRIFT_STARTED,
+            Reason.DRIFT_STOPPED,
+        )
 
     @property
     def is_orphan(self) -> bool:
@@ -285,8 +293,12 @@ class _Bodies:
         return cls(body, hashed(body, desired.sensitive_paths, hasher))
 
 
-def _power(change: Change, desired: DesiredDeployment, live: LiveDeployment | None) -> Change:
-    """Add the stop or start `spec.stopped` asks for (DESIGN.md §6b)."""
+def _power(
+    change: Change, desired: DesiredDeployment, record: Record | None, live: LiveDeployment | None
+) -> Change:
+    """Add the stop or start `spec.stopped` asks for (DESIGN.md §6b). When the record says the
+    deployment was last applied in the state the manifest still asks for, the live state moved
+    out of band: drift."""
     stopped = desired.spec.wants_stopped
     running = live is not None and live.status != "DISABLED"
     if live is None:
@@ -300,7 +312,10 @@ def _power(change: Change, desired: DesiredDeployment, live: LiveDeployment | No
     if want is None:
         return change
     if change.action is Action.NOOP:
-        reason = Reason.STOPPED if want is Action.STOP else Reason.RUNNING
+        if record is not None and record.was_stopped == stopped:
+            reason = Reason.DRIFT_STARTED if want is Action.STOP else Reason.DRIFT_STOPPED
+        else:
+            reason = Reason.STOPPED if want is Action.STOP else Reason.RUNNING
         return Change(change.key, want, reason, (), change.source)
     return replace(change, then=want)
 
@@ -312,7 +327,7 @@ def _desired_change(
     hasher: Hasher,
     bodies: _Bodies | None = None,
 ) -> Change:
-    return _power(_spec_change(desired, record, live, hasher, bodies), desired, live)
+    return _power(_spec_change(desired, record, live, hasher, bodies), desired, record, live)
 
 
 def _spec_change(
@@ -518,5 +533,13 @@ def applied_record(
         revision=revision,
         sensitive_paths=desired.sensitive_paths,
         labels=desired.labels,
-        annotations=desired.annotations,
+        annotations=_with_power(desired),
     )
+
+
+def _with_power(desired: DesiredDeployment) -> Mapping[str, str]:
+    """The manifest's annotations, and the reconciler's own mark of a deployment kept stopped."""
+    annotations = {k: v for k, v in desired.annotations.items() if k != STOPPED_ANNOTATION}
+    if desired.spec.wants_stopped:
+        annotations[STOPPED_ANNOTATION] = "true"
+    return MappingProxyType(annotations)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from .diff import diff
 from .health import Health, Sync, degraded_message, health_of
-from .model import DeploymentKey, LiveDeployment, Record, RecordOutcome
+from .model import DeploymentKey, DeploymentStatus, LiveDeployment, Record, RecordOutcome
 
 __all__ = ["StatusRow", "status_rows"]
 
@@ -69,13 +69,16 @@ def status_rows(
                 sensitive=record.sensitive_paths,
                 hasher=hasher,
             )
-            sync = Sync.OUT_OF_SYNC if drift else Sync.SYNCED
+            started = record.was_stopped and found.status != DeploymentStatus.DISABLED
+            sync = Sync.OUT_OF_SYNC if drift or started else Sync.SYNCED
             status = found.status
             message = degraded_message(found) if health is Health.DEGRADED else ""
             if message and record.outcome is RecordOutcome.FAILED and record.message:
                 message = f"last apply: failed: {record.message}"  # with its log lines
             if drift and not message:
                 message = "drift: " + ", ".join(c.path for c in drift[:5])
+            if started and not message:
+                message = "drift: started out of band (spec.stopped is true)"
         if key in not_waited:
             message = "submitted; not waited for (apply --no-wait); the next apply follows it up"
         elif key in interrupted:
