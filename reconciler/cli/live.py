@@ -14,9 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ReconcilerError
 from .common import Subparsers, add_target_flags
-from .inventory import NotOwned, add_name, record_json, records_at, resolve, table, when_applied
+from .inventory import (
+    NotOwned,
+    add_name,
+    open_inventory,
+    record_json,
+    records_at,
+    resolve,
+    table,
+    when_applied,
+)
 
 if TYPE_CHECKING:
+    from ..api import ApiClient
     from ..model import DeploymentKey
 
 
@@ -190,7 +200,8 @@ def add_describe(sub: Subparsers) -> None:
         "describe",
         help="one owned deployment in full: status, what was applied, the live answer",
         description="Describe one owned deployment: its sync, health, status and message; the "
-        "record (revision, outcome, when); the spec last applied (secrets as keyed hashes); "
+        "record (revision, outcome, when); its last tasks and their state; the spec last applied "
+        "(secrets as keyed hashes); "
         "and the API's answer, normalised (envs values hidden). Exit 1 if it is not owned.",
     )
     add_name(p)
@@ -211,14 +222,16 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     records = records_at(args.state)
     key = resolve(args.name, args.project, list(records))
     record = records[key]
+    recent = _recent_tasks(args.state, key)
 
-    async def fetch() -> tuple[dict[DeploymentKey, Any], list[str]]:
+    async def fetch() -> tuple[dict[DeploymentKey, Any], list[str], list[str]]:
         from ..api.objects import InferenceObjects
         from ..errors import ApiError
         from .objects import format_line
 
         async with engine.connect(target) as api:
             live = await engine.fetch_live(api, {key.project_id})
+            tasks = [await _task_line(api, *one) for one in recent]
             logs: list[str] = []
             if key in live:
                 try:
@@ -226,9 +239,9 @@ def _cmd_describe(args: argparse.Namespace) -> int:
                     logs = [format_line(line) for line in lines]
                 except ApiError as exc:
                     logs = [f"(no logs: {exc})"]
-            return live, logs
+            return live, tasks, logs
 
-    live, logs = asyncio.run(fetch())
+    live, tasks, logs = asyncio.run(fetch())
     found = live.get(key)
     [row] = [r for r in asyncio.run(engine.status(target)) if r.key == key]
     lines = [
@@ -251,6 +264,9 @@ def _cmd_describe(args: argparse.Namespace) -> int:
         for c in found.containers_status:
             error = f"  error: {c.error_message}" if c.error_message else ""
             lines.append(f"  region {c.region_id}: {c.ready}/{c.total} ready{error}")
+    if tasks:
+        lines.append("Last tasks:")
+        lines += ["  " + line for line in tasks]
     lines.append("Applied spec:")
     applied = yaml.safe_dump(dict(record.last_applied), sort_keys=False)
     lines += ["  " + x for x in applied.splitlines()]
@@ -267,3 +283,35 @@ def _cmd_describe(args: argparse.Namespace) -> int:
         lines += ["  " + line for line in logs]
     print("\n".join(lines))
     return 0
+
+
+def _recent_tasks(location: str | None, key: DeploymentKey) -> list[tuple[str, str, str]]:
+    """The task IDs of the deployment's last journaled actions, newest first (at most five),
+    each with its action and when it started."""
+    store = open_inventory(location)
+    if store is None:
+        return []
+    try:
+        entries = store.journal_history(key)
+    finally:
+        store.close()
+    found = [
+        (task_id, entry.action, when_applied(entry.started_at))
+        for entry in reversed(entries)
+        for task_id in entry.task_ids
+    ]
+    return found[:5]
+
+
+async def _task_line(api: ApiClient, task_id: str, action: str, when: str) -> str:
+    """One task as the API reports it now: its state, and its error if it failed."""
+    from ..errors import ApiError, NotFoundError
+
+    try:
+        task = await api.get_task(task_id)
+    except NotFoundError:
+        return f"{task_id}  -  {action} at {when}  (no longer kept by the API)"
+    except ApiError as exc:
+        return f"{task_id}  ?  {action} at {when}  (cannot read it: {exc})"
+    error = f"  error: {task.error}" if task.error else ""
+    return f"{task_id}  {task.state}  {action} at {when}{error}"
