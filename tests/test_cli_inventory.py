@@ -156,18 +156,19 @@ def test_describe_shows_status_record_and_live(applied: Path) -> None:
     assert cli(applied, "describe", "--simulate", "nope-svc").returncode == 1
 
 
-def test_describe_shows_the_last_tasks_and_their_states(applied: Path) -> None:
+def test_describe_shows_the_last_tasks_and_their_states(tmp_path: Path) -> None:
     from reconciler.model import DeploymentKey
     from reconciler.state import open_store
 
-    if "nothing is owned yet" in cli(applied, "state", "list").stdout:
-        assert cli(applied, "apply", "--simulate", "--auto-approve", "manifests/").returncode == 0
-    store = open_store(str(applied / ".reconciler" / "state.db"))
+    (tmp_path / "manifests").mkdir()
+    shutil.copy(ROOT / "manifests" / "my-instance.yaml", tmp_path / "manifests")
+    assert cli(tmp_path, "apply", "--simulate", "--auto-approve", "manifests/").returncode == 0
+    store = open_store(str(tmp_path / ".reconciler" / "state.db"))
     try:
         [task_id] = store.journal_history(DeploymentKey(1, "my-instance"))[-1].task_ids
     finally:
         store.close()
-    lines = cli(applied, "describe", "--simulate", "my-instance").stdout.splitlines()
+    lines = cli(tmp_path, "describe", "--simulate", "my-instance").stdout.splitlines()
     # failed before: describe showed no task at all
     tasks = lines[lines.index("Last tasks:") + 1 :]
     assert tasks[0].split()[:3] == [task_id, "FINISHED", "create"]
