@@ -238,3 +238,33 @@ async def test_tasks_without_a_project_are_still_polled_in_one_list(sparse: Rig)
     task_gets = [p for m, p, _ in rig.sim.requests if m == "GET" and "/tasks/" in p]
     task_lists = [p for m, p, _ in rig.sim.requests if m == "GET" and p.endswith("/tasks")]
     assert task_lists and task_gets == []
+
+
+async def test_a_create_raced_by_an_application_leaves_its_deployment_alone(plain: Rig) -> None:
+    # planned as a create; by the time it is sent an Application made a deployment of that name:
+    # the 409 must not turn into adopting (and patching) what the Application manages
+    rig = plain
+    rig.write("app-race", spec("  containers: [{region_id: 1, scale: {min: 1, max: 1}}]\n"))
+    rig.write("app-race", (rig.dir / "app-race.yaml").read_text().replace("full-svc", "app-race"))
+    reference = {"kind": "AppDeployment", "name": "my-app"}
+
+    def an_application_creates_it(plan: Plan) -> bool:
+        assert [c.action for c in plan.changes] == [Action.CREATE]
+        body = seed_body("app-race", image="their:1")
+        rig.sim.cloud.create(1, body, "seed", object_references=[reference])
+        return True
+
+    report = await rig.apply(confirm=an_application_creates_it)
+    assert rig.results(report) == {"app-race": "failed"}
+    failed = report.outcomes[0]
+    assert "AppDeployment my-app manages it" in failed.error
+    again = await rig.apply()  # nothing journaled is resumed into adopting it either
+    assert rig.results(again) == {"app-race": "failed"}
+    touched = [(m, p) for m, p, _ in rig.sim.requests if m in ("PATCH", "DELETE")]
+    assert touched == []
+    assert live(rig, "app-race")["image"] == "their:1"
+    store = SqliteStateStore(rig.target.state_path)
+    try:
+        assert list(store.records()) == []  # not claimed
+    finally:
+        store.close()

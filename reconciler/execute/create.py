@@ -3,7 +3,8 @@
 A lost answer is checked by reading the deployment (there: it happened, finish without task
 IDs). A 409 means the name is taken: by a namesake being deleted (wait until it is gone, then
 create again), by one gone by the time we look (create again), or by a live one (verify and
-adopt it, unless `--no-adopt`: then this deployment fails and the namesake is left untouched).
+adopt it, unless `--no-adopt` or another object such as an Application manages it: then this
+deployment fails and the namesake is left untouched).
 Creating again happens a bounded number of times.
 """
 
@@ -40,6 +41,11 @@ async def create(ctx: Context, attempt: Attempt) -> None:
             if live is None:
                 continue  # the namesake went away between the 409 and our look: create again
             if live.status != DeploymentStatus.DELETING:
+                if live.managed_by:
+                    raise ActionFailed(
+                        f"create answered 409 Conflict: {live.managed_by} manages it; it is "
+                        "never adopted, updated or deleted here"
+                    ) from None
                 if not ctx.options.adopt:
                     raise ActionFailed(
                         "create answered 409 Conflict: a deployment of that name exists and is "
