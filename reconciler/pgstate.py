@@ -31,9 +31,11 @@ from urllib.parse import urlsplit, urlunsplit
 from . import statekey
 from .model import DeploymentKey, Record
 from .state import (
+    APPLIED_RESULTS,
     JOURNAL_COLUMNS,
     JOURNAL_RETENTION,
     RECORD_COLUMNS,
+    SPEC_PARTS,
     JournalEntry,
     LockHeld,
     LockHolder,
@@ -278,9 +280,15 @@ class PostgresStateStore:
                 )
 
     def _prune_journal(self) -> None:
+        """As SQLite's: every entry stays; an old one that did not apply drops its spec."""
         horizon = self._clock() - JOURNAL_RETENTION
+        dropped = "".join(f" - '{part}'" for part in SPEC_PARTS)
         with self._tx() as db:
-            db.execute("DELETE FROM journal WHERE state = 'done' AND updated_at < %s", (horizon,))
+            db.execute(
+                f"UPDATE journal SET intent = (intent::jsonb{dropped})::text WHERE state = 'done' "
+                "AND updated_at < %s AND result NOT IN (%s, %s) AND intent::jsonb ? 'last_applied'",
+                (horizon, *APPLIED_RESULTS),
+            )
 
     def schema_version(self) -> int:
         return int(self._meta("schema_version") or 0)
@@ -357,7 +365,7 @@ class PostgresStateStore:
             )
 
     def journal_history(self, key: DeploymentKey) -> list[JournalEntry]:
-        """Every journal entry of one deployment still kept (finished ones for 30 days)."""
+        """Every journal entry of one deployment, oldest first (all are kept)."""
         rows = self._rows(
             f"SELECT {', '.join(JOURNAL_COLUMNS)} FROM journal WHERE project_id = %s AND name = %s "
             "ORDER BY id",

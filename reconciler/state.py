@@ -38,7 +38,9 @@ if TYPE_CHECKING:
     from .pgstate import PostgresStateStore
 
 DEFAULT_STATE_PATH = ".reconciler/state.db"
-JOURNAL_RETENTION = 30 * 24 * 3600.0  # seconds a finished journal entry is kept
+JOURNAL_RETENTION = 30 * 24 * 3600.0  # seconds a finished entry that did not apply keeps its spec
+APPLIED_RESULTS = ("converged", "resumed")  # the history's applied revisions: kept whole
+SPEC_PARTS = ("last_applied", "sensitive_paths", "labels", "annotations")  # an intent's bulk
 
 MIGRATIONS: tuple[str, ...] = (
     # version 1
@@ -374,10 +376,18 @@ class SqliteStateStore:
         return str(row[0])
 
     def _prune_journal(self) -> None:
-        """Forget finished journal entries after `JOURNAL_RETENTION` (unfinished ones stay)."""
+        """Every entry stays: `history` numbers them, and a rollback re-applies an applied one's
+        spec. After `JOURNAL_RETENTION`, a finished entry that did not apply drops its spec (it
+        keeps its action, result, message and revision)."""
         horizon = self._clock() - JOURNAL_RETENTION
+        paths = ", ".join(f"'$.{part}'" for part in SPEC_PARTS)
         with self._tx() as db:
-            db.execute("DELETE FROM journal WHERE state = 'done' AND updated_at < ?", (horizon,))
+            db.execute(
+                f"UPDATE journal SET intent = json_remove(intent, {paths}) WHERE state = 'done' "
+                "AND updated_at < ? AND result NOT IN (?, ?) "
+                "AND json_extract(intent, '$.last_applied') IS NOT NULL",
+                (horizon, *APPLIED_RESULTS),
+            )
 
     def schema_version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
@@ -446,7 +456,7 @@ class SqliteStateStore:
             )
 
     def journal_history(self, key: DeploymentKey) -> list[JournalEntry]:
-        """Every journal entry of one deployment still kept (finished ones for 30 days)."""
+        """Every journal entry of one deployment, oldest first (all are kept)."""
         rows = self._db.execute(
             f"SELECT {', '.join(JOURNAL_COLUMNS)} FROM journal WHERE project_id = ? AND name = ? "
             "ORDER BY id",

@@ -130,7 +130,7 @@ def test_an_unfinished_journal_outlives_its_writer(state_location: str) -> None:
     reader.close()
 
 
-def test_finished_journal_entries_are_forgotten_after_a_while(state_location: str) -> None:
+def test_only_open_journal_entries_are_unfinished_after_a_while(state_location: str) -> None:
     now = [1_000_000.0]
     store = open_store(state_location, clock=lambda: now[0])
     old = store.journal_intent(KEY, "create", {})
@@ -145,6 +145,26 @@ def test_finished_journal_entries_are_forgotten_after_a_while(state_location: st
     third = open_store(state_location, clock=lambda: now[0])
     assert [e.id for e in third.unfinished()] == [still_open]
     third.close()
+
+
+def test_the_history_keeps_every_applied_revision(state_location: str) -> None:
+    # failed before: finished entries were deleted after 30 days, and `history` with them
+    now = [1_000_000.0]
+    spec = {"image": "nginx:1", "envs": {"A": "hmac-sha256:x"}}
+    store = open_store(state_location, clock=lambda: now[0])
+    applied = store.journal_intent(KEY, "create", {"last_applied": spec, "revision": "r1"})
+    store.journal_done(applied, "converged")
+    failed = store.journal_intent(KEY, "update", {"last_applied": spec, "revision": "r2"})
+    store.journal_done(failed, "failed", "task error")
+    store.close()
+    now[0] += 10 * JOURNAL_RETENTION
+    again = open_store(state_location, clock=lambda: now[0])
+    kept = again.journal_history(KEY)
+    again.close()
+    assert [(e.id, e.result) for e in kept] == [(applied, "converged"), (failed, "failed")]
+    assert kept[0].intent == {"last_applied": spec, "revision": "r1"}  # a rollback needs it
+    assert kept[1].intent == {"revision": "r2"}  # a failed one keeps its row, not its spec
+    assert kept[1].message == "task error"
 
 
 class FakeTime:

@@ -176,7 +176,8 @@ def add_history(sub: Subparsers) -> None:
         help="every recorded apply of one deployment: numbered, with outcome and time",
         description="List what was applied to one owned deployment, oldest first, numbered: "
         "the action, its result, the revision (a git SHA under serve) and when. Read from the "
-        "state store's journal, which keeps finished entries for 30 days.",
+        "state store's journal, which keeps every entry (one that did not apply drops its spec "
+        "after 30 days).",
     )
     add_name(p)
     add_state_flag(p)
@@ -208,7 +209,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
         print(json.dumps({"deployment": str(key), "history": rows}, indent=2))
         return 0
     if not rows:
-        print(f"{key}: no recorded applies (imported, or older than 30 days)")
+        print(f"{key}: no recorded applies (imported, and not applied since)")
         return 0
     out: list[tuple[str, ...]] = [("#", "AT", "ACTION", "RESULT", "REVISION", "MESSAGE")]
     for row in rows:

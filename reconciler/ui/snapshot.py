@@ -226,7 +226,7 @@ async def task_states(service: Service, task_ids: Sequence[str]) -> list[tuple[s
 
 def journal_of(service: Service, key: DeploymentKey, keep: int = 20) -> list[JournalEntry]:
     """The deployment's newest `keep` journal entries (what was applied, how it ended), newest
-    first; the state store keeps finished ones for 30 days. Blocking: run it in a thread."""
+    first; the state store keeps every one. Blocking: run it in a thread."""
     try:
         store = open_store(service.target.state_location)
     except ReconcilerError:
