@@ -1,9 +1,9 @@
 """Which changes one reconcile may run, and what its outcomes mean for the next.
 
-Self-heal off leaves drift alone (the change is reported, status shows OutOfSync, nothing is
-sent). A deployment that keeps failing is retried with its own exponential backoff (5 s
-doubling to 5 min by default) without holding the others back: while it backs off, its
-mutating changes are left out of the plan.
+Self-heal off leaves drift alone, a deployment's or an object's (the change is logged and
+counted, status shows OutOfSync, nothing is sent). A deployment that keeps failing is retried
+with its own exponential backoff (5 s doubling to 5 min by default) without holding the others
+back: while it backs off, its mutating changes are left out of the plan.
 """
 
 from __future__ import annotations
@@ -41,10 +41,13 @@ class Healing:
         now = self.clock.monotonic()
         drifted = [c for c in plan.changes if c.reason.is_drift]
         self.drifted = {c.key: _drift_words(c) for c in drifted}
-        if drifted:
-            self.metrics.drift.inc(len(drifted))
+        objects_drifted = [o for o in plan.objects if o.reason.is_drift]
+        if drifted or objects_drifted:
+            self.metrics.drift.inc(len(drifted) + len(objects_drifted))
             for change in drifted:
                 log.info("drift detected on %s: %s", change.key, change.why)
+            for found in objects_drifted:
+                log.info("drift detected on %s: %s", found.key, found.why)
         kept = []
         for change in plan.changes:
             if not self.self_heal and change.reason.is_drift:
@@ -54,7 +57,10 @@ class Healing:
                 log.info("%s: backing off for %.0fs more", change.key, waiting[1] - now)
                 continue
             kept.append(change)
-        return replace(plan, changes=tuple(kept))  # the objects' part goes on as planned
+        objects = plan.objects
+        if not self.self_heal:
+            objects = tuple(o for o in objects if not o.reason.is_drift)
+        return replace(plan, changes=tuple(kept), objects=objects)
 
     def note(self, report: ApplyReport) -> float | None:
         """Count the outcomes, back off what failed; seconds until the soonest retry, if any."""

@@ -68,6 +68,36 @@ class ObjectAction(StrEnum):
         )
 
 
+class ObjectReason(StrEnum):
+    """Why an object gets its action; the words are the JSON plan's `reason` (as deployments')."""
+
+    NEW = "new"
+    ADOPT = "adopt"
+    DRIFT_MISSING = "drift: missing"
+    DRIFT = "drift"
+    MANIFEST_CHANGED = "manifest changed"
+    REPLACE = "only description changes in place"  # an API key: any other change re-creates it
+    IN_SYNC = "in sync"
+    ORPHAN = "orphan"
+    ORPHAN_GONE = "orphan: already gone"
+    ORPHAN_KEPT = "orphan: kept (use --prune to delete)"
+    ORPHAN_PROTECTED = 'orphan: kept (reconciler/prune is "false")'
+
+    @property
+    def is_drift(self) -> bool:
+        """The live object moved away from what was applied (edited or deleted out of band)."""
+        return self in (ObjectReason.DRIFT, ObjectReason.DRIFT_MISSING)
+
+    @property
+    def is_orphan(self) -> bool:
+        return self in (
+            ObjectReason.ORPHAN,
+            ObjectReason.ORPHAN_GONE,
+            ObjectReason.ORPHAN_KEPT,
+            ObjectReason.ORPHAN_PROTECTED,
+        )
+
+
 @dataclass(frozen=True)
 class ObjectRecord:
     """An object this reconciler owns, as it last applied it (secrets as salted hashes)."""
@@ -92,10 +122,17 @@ class LiveObject:
 class ObjectChange:
     key: ObjectKey
     action: ObjectAction
-    reason: str
+    reason: ObjectReason
     changes: tuple[FieldChange, ...] = ()
     source: str | None = None
     wave: int = 1
+
+    @property
+    def why(self) -> str:
+        """The reason in words; a replace names the fields that force it."""
+        if self.reason is ObjectReason.REPLACE:
+            return f"{self.reason}: " + ", ".join(c.path for c in self.changes)
+        return str(self.reason)
 
 
 def _walk(
@@ -158,31 +195,30 @@ def _desired_change(
 ) -> ObjectChange:
     source = str(desired.source)
     if live is None:
-        reason = "new" if record is None else "drift: missing"
+        reason = ObjectReason.NEW if record is None else ObjectReason.DRIFT_MISSING
         return ObjectChange(desired.key, ObjectAction.CREATE, reason, (), source)
     changes = tuple(object_diff(desired, record, live, hasher))
     if record is None:
-        return ObjectChange(desired.key, ObjectAction.ADOPT, "adopt", changes, source)
+        return ObjectChange(desired.key, ObjectAction.ADOPT, ObjectReason.ADOPT, changes, source)
     if not changes:
-        return ObjectChange(desired.key, ObjectAction.NOOP, "in sync", (), source)
+        return ObjectChange(desired.key, ObjectAction.NOOP, ObjectReason.IN_SYNC, (), source)
     if desired.key.kind is Kind.API_KEY and any(c.path != "description" for c in changes):
-        why = "only description changes in place: " + ", ".join(c.path for c in changes)
-        return ObjectChange(desired.key, ObjectAction.REPLACE, why, changes, source)
+        return ObjectChange(
+            desired.key, ObjectAction.REPLACE, ObjectReason.REPLACE, changes, source
+        )
     manifest_changed = hashed(desired.spec.body(), desired.sensitive_paths, hasher) != dict(
         record.last_applied
     )
-    reason = "manifest changed" if manifest_changed else "drift"
+    reason = ObjectReason.MANIFEST_CHANGED if manifest_changed else ObjectReason.DRIFT
     return ObjectChange(desired.key, ObjectAction.UPDATE, reason, changes, source)
 
 
 def _orphan(record: ObjectRecord, live: LiveObject | None, prune: bool) -> ObjectChange:
     if record.annotations.get(PRUNE_ANNOTATION) == "false":
-        return ObjectChange(
-            record.key, ObjectAction.NOOP, 'orphan: kept (reconciler/prune is "false")'
-        )
+        return ObjectChange(record.key, ObjectAction.NOOP, ObjectReason.ORPHAN_PROTECTED)
     if not prune:
-        return ObjectChange(record.key, ObjectAction.NOOP, "orphan: kept (use --prune to delete)")
-    reason = "orphan" if live is not None else "orphan: already gone"
+        return ObjectChange(record.key, ObjectAction.NOOP, ObjectReason.ORPHAN_KEPT)
+    reason = ObjectReason.ORPHAN if live is not None else ObjectReason.ORPHAN_GONE
     return ObjectChange(record.key, ObjectAction.DELETE, reason)
 
 

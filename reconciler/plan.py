@@ -243,7 +243,7 @@ class Plan:
                         "kind": o.key.kind.value,
                         "project_id": o.key.project_id,
                         "name": o.key.name,
-                        "reason": o.reason,
+                        "reason": o.why,
                         "source": o.source,
                         "fields": [],
                         "changes": [_field_json(f) for f in o.changes],

@@ -15,7 +15,7 @@ import html
 from typing import Any
 
 from .diff import SENSITIVE, FieldChange
-from .objects_plan import WRITE_ONLY_NOTE
+from .objects_plan import WRITE_ONLY_NOTE, ObjectReason
 from .plan import Action, Change, Plan, Reason
 from .textsafe import escape, fence, json_text
 
@@ -71,11 +71,11 @@ def _object_lines(plan: Plan) -> list[tuple[int, str, Action, list[str]]]:
     """(wave, head, colour, field lines) of each object that changes or is a kept orphan."""
     found = []
     for change in plan.objects:
-        if not change.action.mutates and change.reason == "in sync":
+        if not change.action.mutates and change.reason is ObjectReason.IN_SYNC:
             continue
         colour = Action.DELETE if change.action.value == "replace" else Action(change.action.value)
         head = f"  {change.action.symbol} {escape(str(change.key))}  {change.action.value} "
-        head += f"({escape(change.reason)})"
+        head += f"({escape(change.why)})"
         if change.source:
             head += f"  {escape(change.source)}"
         fields = [" ".join(field_line(f)) for f in change.changes]
@@ -162,7 +162,7 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     ]
     rows += [  # credentials, secrets, API keys: the symbol says create, replace, delete, ...
         f"| `{o.action.symbol.strip() or '='}` | `{_cell(str(o.key))}` | {o.action.value} "
-        f"| {_cell(o.reason)} | {len(o.changes)} |"
+        f"| {_cell(o.why)} | {len(o.changes)} |"
         for o in plan.objects
     ]
     sections = []

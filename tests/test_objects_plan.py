@@ -20,6 +20,7 @@ from reconciler.objects_plan import (
     WRITE_ONLY_NOTE,
     LiveObject,
     ObjectAction,
+    ObjectReason,
     ObjectRecord,
     check_references,
     plan_objects,
@@ -105,7 +106,8 @@ def test_api_keys_patch_the_description_and_replace_for_anything_else(tmp_path: 
 
     assert described[0].action is ObjectAction.UPDATE
     assert replaced[0].action is ObjectAction.REPLACE and replaced[0].action.symbol == "-/+"
-    assert "expires_at" in replaced[0].reason
+    assert replaced[0].reason is ObjectReason.REPLACE and not replaced[0].reason.is_drift
+    assert replaced[0].why == "only description changes in place: expires_at"
 
 
 def test_waves_orphans_and_refusals(tmp_path: Path) -> None:
@@ -194,3 +196,28 @@ def test_markdown_and_text_plans_list_objects_with_their_waves(tmp_path: Path) -
     assert "  + registry credential 1/ghcr-bot  create (new)" in text
     assert "| `+` | `registry credential 1/ghcr-bot` | create | new | 0 |" in markdown
     assert "Plan: 2 to create" in text and CANARY not in text + markdown
+
+
+def test_reasons_are_named_words_with_predicates(tmp_path: Path) -> None:
+    desired = objects(tmp_path, CANARY)
+    records = {o.key: record_of(o) for o in desired}
+    cred = ObjectKey(Kind.REGISTRY_CREDENTIAL, 1, "ghcr-bot")
+    key = ObjectKey(Kind.API_KEY, 1, "search-clients")
+    gone = ObjectRecord(ObjectKey(Kind.SECRET, 1, "old-secret"), {"type": "aws-iam"}, 1.0)
+    live = {o.key: live_of(o) for o in desired}
+    live[cred] = LiveObject(cred, {**live[cred].view, "username": "someone-else"})
+    del live[key]
+
+    planned = plan_objects(desired, {**records, gone.key: gone}, live, hasher)
+    edited, missing, orphan = (
+        next(c for c in planned if c.key == k) for k in (cred, key, gone.key)
+    )
+    new = plan_objects(desired, {}, {}, hasher)
+
+    assert (edited.action, edited.reason) == (ObjectAction.UPDATE, ObjectReason.DRIFT)
+    assert (missing.action, missing.reason) == (ObjectAction.CREATE, ObjectReason.DRIFT_MISSING)
+    assert edited.reason.is_drift and missing.reason.is_drift
+    assert orphan.reason is ObjectReason.ORPHAN_KEPT and orphan.reason.is_orphan
+    assert not orphan.reason.is_drift
+    assert [c.reason for c in new] == [ObjectReason.NEW, ObjectReason.NEW]
+    assert edited.why == "drift" and str(ObjectReason.IN_SYNC) == "in sync"
