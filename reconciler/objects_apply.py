@@ -30,6 +30,7 @@ from .object_state import ObjectRecordStore
 from .objects_plan import LiveObject, ObjectAction, ObjectChange, ObjectRecord
 
 DEFAULT_SECRETS_DIR = ".reconciler/secrets"
+NO_KEY_SECRET = "adopted; its secret is not available (reconciler rotate-key)"
 
 
 async def fetch_live_objects(
@@ -139,6 +140,8 @@ class ObjectExecutor:
                 message = f"secret written to {secret_file}"
         else:  # update, adopt
             await objects.change(key.kind, key.project_id, key.name, self._change_body(key, body))
+            if change.action is ObjectAction.ADOPT and key.kind is Kind.API_KEY:
+                message = NO_KEY_SECRET
         self.records.save(self._record(desired, body))
         return ObjectOutcome(key, change.action, True, message, secret_file)
 
@@ -148,7 +151,7 @@ class ObjectExecutor:
         key = desired.key
         if key.kind is Kind.API_KEY:
             await objects.change(key.kind, key.project_id, key.name, self._change_body(key, body))
-            return "existed: adopted; its secret is not available (reconciler rotate-key)"
+            return f"existed: {NO_KEY_SECRET}"
         await objects.change(key.kind, key.project_id, key.name, body)
         return "existed: adopted and updated"
 

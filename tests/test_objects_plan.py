@@ -221,3 +221,34 @@ def test_reasons_are_named_words_with_predicates(tmp_path: Path) -> None:
     assert not orphan.reason.is_drift
     assert [c.reason for c in new] == [ObjectReason.NEW, ObjectReason.NEW]
     assert edited.why == "drift" and str(ObjectReason.IN_SYNC) == "in sync"
+
+
+async def test_a_run_cut_short_before_its_records_is_taken_up_by_the_next_plan(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Object requests are not journaled: each is one synchronous request, so the next plan's
+    pairing is the recovery. Requests that took effect with no record written (the process
+    died in between) are adopted; an adopted API key says its secret is not to be had."""
+    sim = make_simulator(clock)
+    manifests = tmp_path / "m"
+    manifests.mkdir()
+    desired = {o.key: o for o in objects(manifests, CANARY)}
+    async with ApiClient(SETTINGS, transport=transport(sim)) as api:
+        lost = ObjectRecords(tmp_path / "lost.db")  # the records of the run that died
+        cut = ObjectExecutor(api, lost, desired, hasher, tmp_path / "lost-secrets", clock)
+        await cut.run(with_waves(plan_objects(desired.values(), {}, {}, hasher)))
+        store = ObjectRecords(tmp_path / "state.db")
+        live = await fetch_live_objects(api, [1])
+        resumed = with_waves(plan_objects(desired.values(), store.records(), live, hasher))
+        run = ObjectExecutor(api, store, desired, hasher, tmp_path / "secrets", clock)
+        outcomes = {o.key.kind: o for o in await run.run(resumed)}
+        live = await fetch_live_objects(api, [1])
+        again = plan_objects(desired.values(), store.records(), live, hasher)
+
+    assert [c.action for c in resumed] == [ObjectAction.ADOPT, ObjectAction.ADOPT]
+    assert all(o.ok for o in outcomes.values())
+    assert outcomes[Kind.API_KEY].message == (
+        "adopted; its secret is not available (reconciler rotate-key)"
+    )
+    assert not (tmp_path / "secrets").exists()
+    assert [c.action for c in again] == [ObjectAction.NOOP, ObjectAction.NOOP]
