@@ -20,6 +20,7 @@ from reconciler.simulator import BackgroundServer, Simulator, SimulatorConfig
 from reconciler.sources import GitSource, SourceError
 
 from .conftest import API_KEY, manifest
+from .githttp import PrivateGitServer
 
 
 def git(repo: Path, *args: str) -> str:
@@ -145,3 +146,71 @@ async def test_an_https_token_reaches_git_through_a_credential_helper(
     expected = base64.b64encode(b"x-access-token:s3cr3t-token").decode()
     assert f"Basic {expected}" in _AuthRecorder.seen
     assert "s3cr3t-token" not in str(failed.value)
+
+
+# the README's recipe, word for word (Private repositories)
+README_HELPER = (
+    '!f() { test "$1" = get && echo username=x-access-token && echo "password=$GIT_TOKEN"; }; f'
+)
+
+
+def _with_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token: str) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
+    subprocess.run(["git", "config", "--global", "credential.helper", README_HELPER], check=True)
+    monkeypatch.setenv("GIT_TOKEN", token)
+
+
+async def test_a_private_repository_over_http_with_a_token_from_the_environment(
+    tmp_path: Path, repo: Path, api: BackgroundServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real private repository: `git http-backend` behind HTTP Basic authentication on
+    loopback. serve clones it and, after a push, fetches it, with the token that the README's
+    credential helper reads from GIT_TOKEN; the token is in no URL and no message."""
+    token = "ghp_" + "q9" * 18
+    served = tmp_path / "served"
+    (served / "acme").mkdir(parents=True)
+    git(tmp_path, "clone", "-q", "--bare", str(repo), str(served / "acme" / "inference.git"))
+    _with_helper(tmp_path, monkeypatch, token)
+    with PrivateGitServer(served, "x-access-token", token).running() as server:
+        url = f"{server.url}/acme/inference.git"
+        source = GitSource(url, "main", tmp_path / "cache", "deploy")
+        first = await source.sync()
+        assert first.revision == git(repo, "rev-parse", "HEAD")
+        service = _service(tmp_path, source, api)
+        done = await service.reconcile_once()
+        assert done.result == "ok", done.errors
+        assert (1, "alpha-svc") in api.simulator.cloud.deployments
+
+        (repo / "deploy" / "beta.yaml").write_text(manifest("beta-svc"))
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "second")
+        git(repo, "push", "-q", str(served / "acme" / "inference.git"), "main")
+        second = await source.sync()  # a fetch, authenticated the same way
+        assert second.revision == git(repo, "rev-parse", "HEAD") != first.revision
+        assert (source.checkout / "deploy" / "beta.yaml").is_file()
+
+        expected = "Basic " + base64.b64encode(f"x-access-token:{token}".encode()).decode()
+        assert server.seen and set(server.seen) == {expected}
+        assert server.refused >= 1  # git asked without a credential first: the 401 made it ask
+        assert token not in source.describe() and token not in url
+        assert all(token not in e for e in done.errors)
+
+
+async def test_a_wrong_token_is_refused_and_not_shown(
+    tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    git(tmp_path, "clone", "-q", "--bare", str(repo), str(served / "inference.git"))
+    _with_helper(tmp_path, monkeypatch, "ghp_wrong_wrong_wrong")
+    with PrivateGitServer(served, "x-access-token", "ghp_right").running() as server:
+        source = GitSource(f"{server.url}/inference.git", "main", tmp_path / "cache")
+        with pytest.raises(SourceError) as failed:
+            await source.sync()
+    assert server.served == 0
+    assert "git clone of http://127.0.0.1:" in str(failed.value)
+    assert "ghp_wrong" not in str(failed.value)
