@@ -26,6 +26,7 @@ from .common import (
     target_of,
     use_color,
 )
+from .manifests import add_secrets_from
 
 if TYPE_CHECKING:
     from ..diff import FieldChange
@@ -52,6 +53,7 @@ def add_diff(sub: Subparsers) -> None:
     add_color_flag(p)
     add_planning_flags(p)
     add_target_flags(p)
+    add_secrets_from(p)
     p.set_defaults(func=_cmd_diff)
 
 
@@ -158,7 +160,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 
     target = target_of(args)
     options = plan_options(args)
-    desired = engine.load(args.paths, target)
+    desired = engine.load(args.paths, target, secrets_from=args.secrets_from)
     require_manifests(desired, args.paths, options.allow_empty)
     plan = asyncio.run(engine.plan(desired, target, options))
     by_key = desired.by_key()

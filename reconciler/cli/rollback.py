@@ -37,6 +37,7 @@ from .inventory import (
     table,
     when_applied,
 )
+from .manifests import add_secrets_from
 
 if TYPE_CHECKING:
     from ..model import SpecPath
@@ -63,7 +64,8 @@ def add_rollback(sub: Subparsers) -> None:
     add_color_flag(p)
     add_execution_flags(p)
     add_target_flags(p)
-    p.set_defaults(func=_cmd_rollback, secrets_dir=None, secrets_from=[])
+    add_secrets_from(p)
+    p.set_defaults(func=_cmd_rollback, secrets_dir=None)
 
 
 def _chosen(entries: list[JournalEntry], to: str) -> tuple[int, JournalEntry]:
@@ -122,7 +124,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
             f"{key} was applied from git (revision {revision[:12]}): revert the commit instead "
             f"(`git revert {revision[:12]}`); serve would undo any other change at its next sync"
         )
-    current = engine.load(args.paths, target).by_key().get(key)
+    current = engine.load(args.paths, target, secrets_from=args.secrets_from).by_key().get(key)
     if current is None:
         require_manifests(DesiredState((), 0), args.paths, allow_empty=False)
         raise ReconcilerError(f"{key}: no manifest under {', '.join(args.paths)} (for its secrets)")
