@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .engine import ApplyReport
     from .service import Service
 
-__all__ = ["LastReconcile", "Run", "status_document"]
+__all__ = ["LastReconcile", "Run", "failures", "status_document"]
 
 
 @dataclass
@@ -47,6 +48,12 @@ class Run:
 
     def end(self, result: str, errors: list[str]) -> None:
         self.result, self.errors = result, errors
+
+
+def failures(report: ApplyReport) -> list[str]:
+    """One line per failed action of an apply: deployments', then objects'."""
+    lines = [f"{o.key}: {o.error}" for o in report.outcomes if not o.result.ok]
+    return lines + [f"{o.key}: {o.message}" for o in report.object_outcomes if not o.ok]
 
 
 def status_document(service: Service) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from .metrics import Metrics
 from .model import DeploymentKey, DesiredState
 from .objects_engine import ObjectStatusRow
 from .plan import PlanOptions
-from .runs import LastReconcile, Run, status_document
+from .runs import LastReconcile, Run, failures, status_document
 from .sources import Source, SourceError
 from .state import LockHeld
 from .status import StatusRow
@@ -324,12 +324,15 @@ class Service:
             projects=self.projects if self.leases is not None else None,
         )
         self.last_report = report
+        for found in report.object_outcomes:  # an API key's secret: only its file's path
+            level = logging.INFO if found.ok else logging.WARNING
+            log.log(level, "%s %s: %s", found.key, found.action.value, found.message)
         retry = self.healing.note(report)
         if retry is not None:
             self._retry_in(retry + 0.01, "retry")
         run.outcomes.update(o.result.value for o in report.outcomes)
         if not report.ok and run.result == "ok":
-            run.end("failed", [f"{o.key}: {o.error}" for o in report.outcomes if not o.result.ok])
+            run.end("failed", failures(report))
         if good_revision:
             self.metrics.revision.info({"revision": good_revision})
 

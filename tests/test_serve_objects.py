@@ -128,6 +128,7 @@ def test_serve_grants_secret_folders_and_keeps_api_key_secrets_in_the_secrets_di
     assert [d["name"] for d in status["deployments"]] == ["search-api"]
 
     key_file = tmp_path / "keys" / "1" / "search-clients"
+    assert "API key 1/search-clients create: secret written to keys/1/search-clients" in err
     assert oct(key_file.stat().st_mode & 0o777) == "0o600"
     key_secret = key_file.read_text().strip()
     assert key_secret
@@ -148,3 +149,19 @@ def test_serve_refuses_a_missing_secrets_from_folder(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert done.stderr.strip() == "error: --secrets-from nowhere: no such directory"
+
+
+def test_a_failed_object_is_named_in_the_reconciles_errors() -> None:
+    from reconciler.engine import ApplyReport
+    from reconciler.kinds import Kind, ObjectKey
+    from reconciler.objects_apply import ObjectOutcome
+    from reconciler.objects_plan import ObjectAction
+    from reconciler.plan import Plan
+    from reconciler.runs import failures
+
+    key = ObjectKey(Kind.SECRET, 1, "sqs-reader")
+    failed = ObjectOutcome(key, ObjectAction.CREATE, False, "API 422: bad secret")
+    report = ApplyReport(Plan((), "sha256:x"), [], [], 0.1, object_outcomes=(failed,))
+
+    assert not report.ok
+    assert failures(report) == ["secret 1/sqs-reader: API 422: bad secret"]
