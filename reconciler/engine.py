@@ -44,7 +44,7 @@ from .preflight import check as preflight_check
 from .preflight import fetch_catalog
 from .redact import sensitive_values
 from .scoped import ScopedStore
-from .state import StateStore, _alive
+from .state import StateStore, alive
 from .statekey import Hasher, no_state_hasher
 from .status import StatusRow, status_rows
 from .target import RequestHook as RequestHook  # callers reach `target` through here too
@@ -316,7 +316,7 @@ def _applying(store: StateStore) -> bool:
     holder = store.holder()
     if holder is None:
         return False
-    return holder.host != socket.gethostname() or _alive(holder.pid)
+    return holder.host != socket.gethostname() or alive(holder.pid)
 
 
 async def status_objects(

@@ -26,8 +26,8 @@ from .diff import Hasher, hashed
 from .errors import ApiError, ConflictError, NotFoundError
 from .kinds import OBJECT_KINDS, DesiredObject, Kind, ObjectKey
 from .model import DeploymentKey, LiveDeployment
-from .object_state import ObjectRecordStore
 from .objects_plan import LiveObject, ObjectAction, ObjectChange, ObjectRecord
+from .state.objects import ObjectRecordStore
 
 DEFAULT_SECRETS_DIR = ".reconciler/secrets"
 NO_KEY_SECRET = "adopted; its secret is not available (reconciler rotate-key)"

@@ -20,7 +20,6 @@ from .api import ApiClient
 from .diff import Hasher, hashed
 from .kinds import ObjectKey
 from .model import DeploymentKey, DesiredState, LiveDeployment
-from .object_state import ObjectRecordStore, open_object_records
 from .objects_apply import ObjectExecutor, ObjectOutcome, fetch_live_objects, users_of
 from .objects_plan import (
     LiveObject,
@@ -33,6 +32,7 @@ from .objects_plan import (
     with_waves,
 )
 from .plan import Action, Plan, PlanError
+from .state.objects import ObjectRecordStore, open_object_records
 
 NO_OBJECT_STATE = (
     "credentials, secrets and API keys need a SQLite or PostgreSQL state store; "

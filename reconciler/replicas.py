@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import ReconcilerError
-from .pgstate import LOCK_CLASS, MIGRATE_LOCK, SCHEMA, redact_url
+from .state.postgres import LOCK_CLASS, MIGRATE_LOCK, SCHEMA, redact_url
 
 if TYPE_CHECKING:
     import psycopg

@@ -30,9 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .errors import ReconcilerError
 from .kinds import Kind, ObjectKey
 from .model import DeploymentKey, Record, RecordOutcome
-from .object_state import ObjectRecordStore, open_object_records
 from .objects_plan import ObjectRecord
 from .state import JournalEntry, StateStore
+from .state.objects import ObjectRecordStore, open_object_records
 
 FORMAT = "reconciler-state"
 FORMAT_VERSION = 1

@@ -59,7 +59,7 @@ class Target:
         """The state's location for messages: a database URL without its password."""
         if self.state_url is None:
             return str(self.state_path)
-        from .pgstate import redact_url
+        from .state.postgres import redact_url
 
         return redact_url(self.state_url)
 

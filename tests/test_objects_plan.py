@@ -14,7 +14,6 @@ from reconciler.diff import SENSITIVE, hashed
 from reconciler.kinds import DesiredObject, Kind, ObjectKey
 from reconciler.manifests import load_manifests
 from reconciler.model import DeploymentKey, LiveDeployment
-from reconciler.object_state import ObjectRecords
 from reconciler.objects_apply import ObjectExecutor, fetch_live_objects, users_of
 from reconciler.objects_plan import (
     WRITE_ONLY_NOTE,
@@ -28,6 +27,7 @@ from reconciler.objects_plan import (
     with_waves,
 )
 from reconciler.simulator import transport
+from reconciler.state.objects import ObjectRecords
 
 from .conftest import API_KEY, ManualClock, make_simulator
 

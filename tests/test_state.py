@@ -257,8 +257,8 @@ def test_journal_history_keeps_one_deployments_entries_in_order(state_location: 
 
 def test_object_records_round_trip_beside_the_deployments(state_location: str) -> None:
     from reconciler.kinds import Kind, ObjectKey
-    from reconciler.object_state import open_object_records
     from reconciler.objects_plan import ObjectRecord
+    from reconciler.state.objects import open_object_records
 
     store = open_store(state_location)
     objects = open_object_records(store)

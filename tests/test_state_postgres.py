@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.pgstate import PG_SCHEMA_VERSION, PostgresStateStore, redact_url
 from reconciler.state import SCHEMA_VERSION, StateError, open_store
+from reconciler.state.postgres import PG_SCHEMA_VERSION, PostgresStateStore, redact_url
 
 pytestmark = pytest.mark.slow
 

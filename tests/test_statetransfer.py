@@ -165,8 +165,8 @@ def test_credentials_secrets_and_api_keys_move_with_the_inventory_still_hashed(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from reconciler.kinds import Kind, ObjectKey
-    from reconciler.object_state import open_object_records
     from reconciler.objects_plan import ObjectRecord
+    from reconciler.state.objects import open_object_records
 
     _, digest = _populate(state_location)
     store = open_store(state_location)

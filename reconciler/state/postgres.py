@@ -1,0 +1,257 @@
+"""The PostgreSQL state store: one inventory shared by CI runners, laptops and service replicas.
+
+Same contract, rows, statements and meaning as the SQLite store (`sql.py` holds what both do), in
+the `reconciler` schema of the database the URL names. What only PostgreSQL has:
+
+- the schema is versioned in `meta` (`schema_version`) with forward-only migrations, run under a
+  transaction-level advisory lock so two processes starting at once migrate once; a database
+  from a newer version is refused;
+- the apply lock is a session-level advisory lock: the server releases it the moment the
+  holder's connection ends (a crash, kill -9, a lost network), so there are no stale locks to
+  clean by hand. Who holds it (pid, host, since) is a row in `lock`, shown only while that
+  backend really holds the advisory lock;
+- the connection URL's password never appears in a message: errors name the URL without it.
+
+One synchronous connection per store, in autocommit with explicit transactions: the store is
+called between API requests, like the SQLite one, and its lock lives on that connection.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .. import statekey
+from ..statekey import Hasher, KeyMaterial
+from .contract import SPEC_PARTS, LockHeld, LockHolder, StateError
+from .rows import upsert
+from .schema import POSTGRES, VERSION_1
+from .sql import Row, Run, SqlStateStore
+
+if TYPE_CHECKING:
+    import psycopg
+
+SCHEMA = "reconciler"
+LOCK_CLASS = 0x52454331  # advisory locks are (class, object) pairs; ours all use this class
+APPLY_LOCK = 0  # the object of the apply lock (per-project locks use other objects)
+MIGRATE_LOCK = -1
+
+# version 1: the same tables as SQLite's version 1; the lock row names its backend
+PG_MIGRATIONS: tuple[str, ...] = (POSTGRES(VERSION_1),)
+PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password (in the userinfo or the query) replaced by `***`."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "postgresql://(unparsable URL)"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{hostport}" if ":" in userinfo else f"{user}@{hostport}"
+    query = "&".join(
+        "password=***" if item.lower().startswith("password=") else item
+        for item in parts.query.split("&")
+        if item
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _password_of(url: str) -> str | None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        value = conninfo_to_dict(url).get("password")
+    except Exception:  # an unparsable URL: the caller's own error will say so, redacted
+        return None
+    return str(value) if value else None
+
+
+def _dialect(sql: str) -> str:
+    """`SqlStateStore`'s `?` placeholders as psycopg's `%s` (no statement holds a literal `?`)."""
+    return sql.replace("?", "%s")
+
+
+class PostgresStateStore(SqlStateStore):
+    """The PostgreSQL implementation of `StateStore` (see the module docstring)."""
+
+    _without_spec = "(intent::jsonb" + "".join(f" - '{part}'" for part in SPEC_PARTS) + ")::text"
+    _has_spec = "(intent::jsonb -> 'last_applied') IS NOT NULL"  # not `?`: that is a placeholder
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        key: KeyMaterial | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        import psycopg
+
+        self.url = redact_url(url)
+        self._password = _password_of(url)
+        self._clock = clock
+        self._locked = False
+        try:
+            self._conn: psycopg.Connection[Any] = psycopg.connect(
+                url,
+                autocommit=True,
+                connect_timeout=max(1, int(connect_timeout)),
+                application_name="reconciler",
+            )
+        except psycopg.Error as exc:
+            raise StateError(f"{self.url}: cannot connect ({self._scrub(exc)})") from None
+        with self._errors():
+            self._migrate()
+            self._hasher = self._open_hasher(key or statekey.from_env())
+            self._prune_journal()
+
+    def __repr__(self) -> str:
+        return f"PostgresStateStore({self.url!r})"
+
+    def __str__(self) -> str:
+        return self.url
+
+    # -- the connection ----------------------------------------------------------------------
+
+    def _scrub(self, exc: BaseException) -> str:
+        text = " ".join(str(exc).split())
+        if self._password:
+            text = text.replace(self._password, "***")
+        return text
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        import psycopg
+
+        try:
+            yield
+        except psycopg.Error as exc:
+            raise StateError(f"{self.url}: {self._scrub(exc)}") from None
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        cursor = self._conn.execute(_dialect(sql), params)
+        return cursor.fetchall() if cursor.description is not None else []
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        with self._errors():
+            return self._run(sql, params)
+
+    @contextmanager
+    def _tx(self) -> Iterator[Run]:
+        with self._errors(), self._conn.transaction():
+            yield self._run
+
+    # -- schema ------------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self._tx() as run:
+            run("SELECT pg_advisory_xact_lock(?, ?)", (LOCK_CLASS, MIGRATE_LOCK))
+            run(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}", ())
+            run(f"SET search_path TO {SCHEMA}", ())
+            version = 0
+            if run(f"SELECT to_regclass('{SCHEMA}.meta')", ()) != [(None,)]:
+                rows = run("SELECT value FROM meta WHERE key = 'schema_version'", ())
+                version = int(rows[0][0]) if rows else 0
+            if version > PG_SCHEMA_VERSION:
+                raise StateError(
+                    f"{self.url} has state schema version {version}, newer than this "
+                    f"reconciler understands ({PG_SCHEMA_VERSION}); upgrade reconciler"
+                )
+            for number in range(version, PG_SCHEMA_VERSION):
+                run(PG_MIGRATIONS[number], ())
+            if version == 0:
+                run(
+                    "INSERT INTO meta (key, value) VALUES ('salt', ?), ('created_at', ?)",
+                    (secrets.token_hex(16), str(self._clock())),
+                )
+            run(upsert("meta", ("key", "value"), 1), ("schema_version", str(PG_SCHEMA_VERSION)))
+
+    def _open_hasher(self, key: KeyMaterial | None) -> Hasher:
+        self.key_material = key or statekey.NO_KEY
+        hasher = Hasher(self._required_meta("salt"), self.key_material)
+        with self._tx() as run:
+            for name, value in statekey.meta_of(hasher).items():
+                run(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    (name, value),
+                )
+        return self._verified(hasher, self._meta("hash_key") or "", self._meta("key_check") or "")
+
+    def schema_version(self) -> int:
+        return int(self._meta("schema_version") or 0)
+
+    def integrity_ok(self) -> bool:
+        """The server keeps its own integrity; this checks that the store answers."""
+        return self._rows("SELECT 1") == [(1,)]
+
+    def close(self) -> None:
+        if self._conn.closed:
+            return
+        try:
+            self.release_lock()
+        finally:
+            self._conn.close()
+
+    # -- the apply lock ----------------------------------------------------------------------
+
+    def holder(self) -> LockHolder | None:
+        """Who holds the apply lock, if its backend really holds it now."""
+        rows = self._rows(
+            "SELECT l.pid, l.host, l.since FROM lock l JOIN pg_locks k "
+            "ON k.locktype = 'advisory' AND k.granted AND k.pid = l.backend_pid "
+            "AND k.classid::bigint = ? AND k.objid::bigint = ? AND k.objsubid = 2 "
+            "WHERE l.id = 1",
+            (LOCK_CLASS, APPLY_LOCK),
+        )
+        return LockHolder(*rows[0]) if rows else None
+
+    def acquire_lock(
+        self,
+        *,
+        timeout: float = 10.0,
+        poll: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Take the apply lock, waiting up to `timeout` seconds for its holder to let go."""
+        if self._locked:
+            return
+        deadline = monotonic() + timeout
+        while True:
+            taken = self._rows("SELECT pg_try_advisory_lock(?, ?)", (LOCK_CLASS, APPLY_LOCK))
+            if taken == [(True,)]:
+                with self._tx() as run:
+                    run("DELETE FROM lock WHERE id = 1", ())
+                    run(
+                        "INSERT INTO lock (id, pid, host, since, backend_pid) "
+                        "VALUES (1, ?, ?, ?, pg_backend_pid())",
+                        (os.getpid(), socket.gethostname(), self._clock()),
+                    )
+                self._locked = True
+                return
+            if monotonic() >= deadline:
+                holder = self.holder()
+                who = str(holder) if holder else "a process that is just taking it"
+                raise LockHeld(
+                    f"{self.url} is locked by another apply ({who}); waited {timeout:g}s. "
+                    "The server releases it as soon as that process ends."
+                )
+            sleep(poll)
+
+    def release_lock(self) -> None:
+        if not self._locked:
+            return
+        with self._tx() as run:
+            run("DELETE FROM lock WHERE id = 1 AND backend_pid = pg_backend_pid()", ())
+            run("SELECT pg_advisory_unlock(?, ?)", (LOCK_CLASS, APPLY_LOCK))
+        self._locked = False

@@ -1,0 +1,188 @@
+"""The part of a state store both backends share: records, journal, meta and hashing, in SQL
+that SQLite and PostgreSQL both speak.
+
+A backend brings its connection as two primitives: `_rows` (a read) and `_tx` (a transaction
+yielding a `Run`). Statements here use `?` placeholders; the PostgreSQL backend turns them into
+its own. What really differs (opening, schema versioning, key files, the apply lock, error
+wording) stays in `sqlite.py` and `postgres.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from .. import statekey
+from ..model import DeploymentKey, Record
+from ..statekey import Hasher, KeyMaterial
+from .contract import APPLIED_RESULTS, JOURNAL_RETENTION, JournalEntry, StateError
+from .rows import (
+    JOURNAL_COLUMNS,
+    JOURNAL_INSERT_COLUMNS,
+    RECORD_COLUMNS,
+    columns,
+    journal_insert_row,
+    journal_of,
+    placeholders,
+    record_of,
+    record_row,
+    upsert,
+)
+
+Row = tuple[Any, ...]
+Run = Callable[[str, Sequence[Any]], list[Row]]
+"""Run one statement inside a transaction; its rows (none for a statement without any)."""
+
+HASH_META = ("salt", "hash_key", "key_check")
+_JOURNAL = f"SELECT {columns(JOURNAL_COLUMNS)} FROM journal"
+
+
+class SqlStateStore(ABC):
+    """Everything of `StateStore` but the lock and the opening, over `_rows` and `_tx`."""
+
+    _clock: Callable[[], float]
+    _hasher: Hasher
+    key_material: KeyMaterial
+    _without_spec: str  # SQL: the `intent` column's JSON without `SPEC_PARTS`
+    _has_spec: str  # SQL: whether the `intent` column still holds its spec
+
+    @abstractmethod
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run one read outside any transaction."""
+
+    @abstractmethod
+    def _tx(self) -> AbstractContextManager[Run]:
+        """A transaction: committed when the block ends, rolled back if it raises."""
+
+    # -- meta and hashing --------------------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def _required_meta(self, key: str) -> str:
+        value = self._meta(key)
+        if value is None:
+            raise StateError(f"{self}: state lacks its {key}")
+        return value
+
+    def _write_meta(self, values: Mapping[str, str]) -> None:
+        with self._tx() as run:
+            for name, value in values.items():
+                run(upsert("meta", ("key", "value"), 1), (name, value))
+
+    def _verified(self, hasher: Hasher, source: str, check: str) -> Hasher:
+        """`hasher` if it is the key the store's hashes were made with (see `statekey.verify`).
+
+        A store with nothing hashed yet takes the new key instead.
+        """
+        try:
+            statekey.verify(hasher, source, check, str(self))
+        except statekey.KeyMismatch:
+            if not self.is_empty():
+                raise
+            self._write_meta(statekey.meta_of(hasher))
+        return hasher
+
+    def is_empty(self) -> bool:
+        """No record and no journal entry: nothing hashed that a new key would invalidate."""
+        rows = self._rows(
+            "SELECT EXISTS (SELECT 1 FROM deployments) OR EXISTS (SELECT 1 FROM journal)"
+        )
+        return not rows[0][0]
+
+    def hash_value(self, value: Any) -> str:
+        """A keyed hash of a sensitive value: comparable, never reversible to the value."""
+        return self._hasher(value)
+
+    def hash_meta(self) -> dict[str, str]:
+        """The salt and key description an export carries (never the key itself)."""
+        return {name: self._meta(name) or "" for name in HASH_META}
+
+    def adopt_hash_meta(self, meta: Mapping[str, str]) -> None:
+        """Take another store's salt (its hashes come along in an import); see `statekey`."""
+        self._hasher = statekey.adopt(self.key_material, meta, str(self))
+        self._write_meta(dict(meta))
+
+    # -- records -----------------------------------------------------------------------------
+
+    def records(self) -> dict[DeploymentKey, Record]:
+        rows = self._rows(
+            f"SELECT {columns(RECORD_COLUMNS)} FROM deployments ORDER BY project_id, name"
+        )
+        return {record.key: record for record in map(record_of, rows)}
+
+    def save_record(self, record: Record) -> None:
+        with self._tx() as run:
+            run(upsert("deployments", RECORD_COLUMNS, 2), record_row(record))
+
+    def forget(self, key: DeploymentKey) -> None:
+        with self._tx() as run:
+            run(
+                "DELETE FROM deployments WHERE project_id = ? AND name = ?",
+                (key.project_id, key.name),
+            )
+
+    # -- journal -----------------------------------------------------------------------------
+
+    def journal_intent(self, key: DeploymentKey, action: str, intent: Mapping[str, Any]) -> int:
+        now = self._clock()
+        with self._tx() as run:
+            rows = run(
+                "INSERT INTO journal (project_id, name, action, intent, state, started_at, "
+                "updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?) RETURNING id",
+                (key.project_id, key.name, action, json.dumps(dict(intent)), now, now),
+            )
+        return int(rows[0][0])
+
+    def journal_tasks(self, entry_id: int, task_ids: list[str]) -> None:
+        with self._tx() as run:
+            run(
+                "UPDATE journal SET task_ids = ?, state = 'submitted', updated_at = ? WHERE id = ?",
+                (json.dumps(task_ids), self._clock(), entry_id),
+            )
+
+    def journal_done(self, entry_id: int, result: str, message: str = "") -> None:
+        with self._tx() as run:
+            run(
+                "UPDATE journal SET state = 'done', result = ?, message = ?, updated_at = ? "
+                "WHERE id = ?",
+                (result, message, self._clock(), entry_id),
+            )
+
+    def journal_history(self, key: DeploymentKey) -> list[JournalEntry]:
+        """Every journal entry of one deployment, oldest first (all are kept)."""
+        rows = self._rows(
+            f"{_JOURNAL} WHERE project_id = ? AND name = ? ORDER BY id",
+            (key.project_id, key.name),
+        )
+        return [journal_of(row) for row in rows]
+
+    def unfinished(self) -> list[JournalEntry]:
+        rows = self._rows(f"{_JOURNAL} WHERE state != 'done' ORDER BY id")
+        return [journal_of(row) for row in rows]
+
+    def restore_journal(self, entries: list[JournalEntry]) -> None:
+        """Add the entries of an export (each gets a new id, in order)."""
+        sql = (
+            f"INSERT INTO journal ({columns(JOURNAL_INSERT_COLUMNS)}) "
+            f"VALUES ({placeholders(JOURNAL_INSERT_COLUMNS)})"
+        )
+        with self._tx() as run:
+            for entry in entries:
+                run(sql, journal_insert_row(entry, self._clock()))
+
+    def _prune_journal(self) -> None:
+        """Every entry stays: `history` numbers them, and a rollback re-applies an applied one's
+        spec. After `JOURNAL_RETENTION`, a finished entry that did not apply drops its spec (it
+        keeps its action, result, message and revision)."""
+        horizon = self._clock() - JOURNAL_RETENTION
+        with self._tx() as run:
+            run(
+                f"UPDATE journal SET intent = {self._without_spec} WHERE state = 'done' "
+                f"AND updated_at < ? AND result NOT IN (?, ?) AND {self._has_spec}",
+                (horizon, *APPLIED_RESULTS),
+            )
