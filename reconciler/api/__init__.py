@@ -1,6 +1,7 @@
 """Talking to Gcore's inference API: the async client and typed views of its answers."""
 
-from .client import ApiClient, Listing, RetryPolicy, Unreadable
+from .answers import Listing, RetryPolicy, Unreadable
+from .client import ApiClient
 from .models import (
     ContainerView,
     Deployment,

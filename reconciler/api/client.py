@@ -10,145 +10,36 @@ polled together). Every request goes through `_request`, which classifies failur
   answer may hide a change that happened, so it is raised for the caller to check (DESIGN.md §5).
 
 Backoff is capped exponential with jitter; a `Retry-After` (or `retry-after-ms`) hint is honoured
-when it is sane. The sleep function is injectable so tests run on fake time.
+when it is sane (`answers.py` holds the retry policy, the error of a failed answer and
+listings). The sleep function is injectable so tests run on fake time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from .. import __version__
 from ..config import ApiSettings
-from ..errors import (
-    ApiError,
-    ApiStatusError,
-    ApiTransportError,
-    RateLimitedError,
-    status_error_class,
-)
+from ..errors import ApiError, ApiTransportError, RateLimitedError
 from ..redact import Redactor
+from .answers import Listing, M, RetryPolicy, first_error, status_error, unreadable
 from .models import Deployment, Flavor, RegionCapacity, Task, TaskState
 
 log = logging.getLogger("reconciler.api")
 
-M = TypeVar("M", bound=BaseModel)
-
-
-@dataclass(frozen=True)
-class Unreadable:
-    """One item of a listing that does not parse: its name (or id) when it has one, and why."""
-
-    name: str | None
-    message: str
-
-
-class Listing(list[M]):
-    """The parsed items of a listing; `unreadable` holds the items that did not parse, so one odd
-    item never fails the whole list (the caller decides what it means for that one)."""
-
-    def __init__(self, items: Iterable[M] = (), unreadable: Iterable[Unreadable] = ()) -> None:
-        super().__init__(items)
-        self.unreadable: list[Unreadable] = list(unreadable)
-
-
 Sleep = Callable[[float], Awaitable[None]]
 NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently to retry. `attempts` counts the first try."""
-
-    attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 8.0
-    jitter: float = 0.25  # each delay is shortened by up to this fraction, at random
-    max_retry_after: float = 60.0  # a longer server hint is ignored in favour of our backoff
-
-    def delay(self, retry: int, hint: float | None, rng: random.Random) -> float:
-        if hint is not None and 0 <= hint <= self.max_retry_after:
-            return hint
-        backoff: float = min(self.base_delay * 2**retry, self.max_delay)
-        return backoff * (1 - self.jitter * rng.random())
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    ms = response.headers.get("retry-after-ms")
-    if ms is not None:
-        try:
-            return float(ms) / 1000
-        except ValueError:
-            pass
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
-
-
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(map(str, first["loc"]))
-    return f"{first['msg']} at {where}" if where else str(first["msg"])
-
-
-def _unreadable(item: Any, exc: ValidationError) -> Unreadable:
-    name = None
-    if isinstance(item, dict):
-        found = item.get("name", item.get("id"))
-        name = found if isinstance(found, str) and found else None
-    return Unreadable(name, _first_error(exc))
-
-
-def _status_error(
-    method: str, path: str, response: httpx.Response, redact: Redactor
-) -> ApiStatusError:
-    """The error for a failed answer; what the API says is redacted (it may echo a secret)."""
-    body: Any
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    fields: dict[str, Any] = {}
-    if isinstance(body, dict):
-        detail = body.get("message") or body.get("detail")
-        invalid = body.get("invalid_fields")
-        fields = {
-            "exception_class": body.get("exception_class"),
-            "detail": redact(str(detail)) if detail else None,
-            "request_id": body.get("request_id"),
-            "invalid_fields": {
-                str(name): [redact(str(m)) for m in (msgs if isinstance(msgs, list) else [msgs])]
-                for name, msgs in invalid.items()
-            }
-            if isinstance(invalid, dict)
-            else None,
-        }
-    elif response.text:
-        fields = {"detail": redact(response.text.strip()[:200])}
-    fields.setdefault("request_id", None)
-    fields["request_id"] = fields["request_id"] or response.headers.get("x-request-id")
-    cls = status_error_class(response.status_code)
-    common = {"method": method, "path": path, "status_code": response.status_code, **fields}
-    if cls is RateLimitedError:
-        return RateLimitedError(retry_after=_retry_after(response), **common)
-    return cls(**common)
 
 
 class ApiClient:
@@ -258,7 +149,7 @@ class ApiClient:
                 )
                 if response.is_success:
                     return response
-                error = _status_error(method, path, response, self.redact)
+                error = status_error(method, path, response, self.redact)
                 resendable = idempotent or isinstance(error, RateLimitedError)
             if not (error.temporary and resendable) or attempt == attempts - 1:
                 raise error
@@ -286,7 +177,7 @@ class ApiClient:
             return model.model_validate(data)
         except ValidationError as exc:
             raise ApiError(
-                f"GET {path}: unexpected answer from the API: {_first_error(exc)}",
+                f"GET {path}: unexpected answer from the API: {first_error(exc)}",
                 method="GET",
                 path=path,
             ) from None
@@ -316,8 +207,8 @@ class ApiClient:
                 try:
                     items.append(model.model_validate(item))
                 except ValidationError as exc:
-                    items.unreadable.append(_unreadable(item, exc))
-                    log.warning("GET %s: skipped an unreadable item: %s", path, _first_error(exc))
+                    items.unreadable.append(unreadable(item, exc))
+                    log.warning("GET %s: skipped an unreadable item: %s", path, first_error(exc))
             offset += len(results)
             if not results or offset >= int(page.get("count", 0)):
                 return items
