@@ -21,18 +21,22 @@ refuse what a manifest never needs, and stay bounded on hostile input:
 literal `${`); anywhere else it is an error (labels, names and `apiVersion` are stored or printed
 in clear). An unset variable is an error at the value's place; every interpolated path is
 reported as sensitive so it is never printed.
+
+The marks, problems and documents it builds, and the checks of the file's bytes and characters
+before parsing, are in `yamlplaces`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from .yamlplaces import Document, Mark, Path, YamlProblem, raw_control, syntax_problem
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 100_000
@@ -45,8 +49,6 @@ SCALAR_TAGS = frozenset(
     f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")
 )
 INT64 = (-(2**63), 2**63 - 1)
-# what YAML itself refuses raw (C0 but tab/LF/CR, DEL, C1 but NEL, surrogates, non-characters)
-RAW_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 FREE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab, LF and CR allowed
 VAR_RE = re.compile(r"\$(\$?)\{([^}]*)\}")
@@ -59,64 +61,6 @@ PLAIN_SCALARS: dict[str, Callable[[SafeConstructor, Any], Any]] = {
     "tag:yaml.org,2002:bool": SafeConstructor.construct_yaml_bool,
     "tag:yaml.org,2002:null": SafeConstructor.construct_yaml_null,
 }
-
-Path = tuple[str | int, ...]
-
-
-@dataclass(frozen=True, order=True)
-class Mark:
-    """A 1-based line and column."""
-
-    line: int
-    column: int
-
-    @classmethod
-    def of(cls, node: Node) -> Mark:
-        return cls.at(node.start_mark)
-
-    @classmethod
-    def at(cls, mark: Any) -> Mark:
-        """From PyYAML's 0-based mark."""
-        return cls(mark.line + 1, mark.column + 1)
-
-
-@dataclass(frozen=True)
-class YamlProblem:
-    """Something wrong at a place in a file; `path` is where in the document, if known."""
-
-    mark: Mark
-    message: str
-    path: Path = ()
-    # a problem of one value (an unset ${VAR}): the document's other fields are still checked,
-    # so every error shows at once; a syntax error leaves nothing to check
-    of_value: bool = False
-
-
-@dataclass
-class Document:
-    """One YAML document: its value, where each path starts, and which paths are sensitive.
-
-    The marks are PyYAML's own (0-based, made by the parser anyway); a `Mark` is built only for
-    the few places an error message asks for, not for every node of every file.
-    """
-
-    value: Any
-    start: Mark
-    key_marks: dict[Path, Any] = field(default_factory=dict)
-    value_marks: dict[Path, Any] = field(default_factory=dict)
-    sensitive: set[Path] = field(default_factory=set)
-
-    def mark_of(self, path: Path, *, key: bool = False) -> Mark:
-        """The mark of `path`, or of its nearest ancestor that has one."""
-        marks = self.key_marks if key else self.value_marks
-        probe = path
-        while probe:
-            if probe in marks:
-                return Mark.at(marks[probe])
-            if not key and probe in self.key_marks:
-                return Mark.at(self.key_marks[probe])
-            probe = probe[:-1]
-        return self.start
 
 
 class _TooBig(Exception):
@@ -131,19 +75,6 @@ def in_spec(path: Path) -> bool:
 def _identity(node: Node) -> Any:
     """A hashable identity of a key node (a sequence or mapping key is its own identity)."""
     return (node.tag, node.value) if isinstance(node, ScalarNode) else ("node", id(node))
-
-
-def raw_control(text: str) -> YamlProblem | None:
-    """The first character YAML refuses in a file, at its real line and column."""
-    found = RAW_CONTROL.search(text)
-    if found is None:
-        return None
-    before = text[: found.start()]
-    line = before.count("\n") + 1
-    column = found.start() - (before.rfind("\n") + 1) + 1
-    return YamlProblem(
-        Mark(line, column), f"control character U+{ord(found.group()):04X} is not allowed"
-    )
 
 
 class _Builder:
@@ -347,38 +278,6 @@ class _Builder:
         return result
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> YamlProblem:
-    """A syntax error, placed where the broken construct starts (the context), when known."""
-    problem_mark = getattr(exc, "problem_mark", None)
-    context_mark = getattr(exc, "context_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    context = getattr(exc, "context", None)
-    if "'\\t'" in problem or "tab character" in problem:
-        problem, context, context_mark = "tabs are not allowed for indentation", None, None
-    mark = context_mark or problem_mark
-    where = Mark(mark.line + 1, mark.column + 1) if mark is not None else Mark(1, 1)
-    text = f"YAML syntax error: {problem}"
-    if context:
-        text += f" ({context}"
-        if problem_mark is not None and context_mark is not None:
-            text += f"; the problem shows at line {problem_mark.line + 1}"
-        text += ")"
-    return YamlProblem(where, text)
-
-
-def decode(data: bytes) -> tuple[str | None, YamlProblem | None]:
-    """UTF-8 text of a file, or where its first non-UTF-8 byte is."""
-    try:
-        return data.decode("utf-8-sig"), None
-    except UnicodeDecodeError as exc:
-        before = data[: exc.start]
-        line = before.count(b"\n") + 1
-        column = len(before) - (before.rfind(b"\n") + 1) + 1
-        return None, YamlProblem(
-            Mark(line, column), f"not UTF-8: byte 0x{data[exc.start]:02x} cannot be decoded"
-        )
-
-
 def load_documents(
     text: str, env: Mapping[str, str], problems: list[YamlProblem]
 ) -> list[Document]:
@@ -406,7 +305,7 @@ def load_documents(
         )
         return []
     except yaml.YAMLError as exc:
-        problems.append(_yaml_problem(exc))
+        problems.append(syntax_problem(exc))
     except RecursionError:
         problems.append(YamlProblem(Mark(1, 1), f"nested deeper than {MAX_DEPTH} levels"))
     return documents

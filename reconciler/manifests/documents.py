@@ -17,7 +17,8 @@ from pydantic import BaseModel, ValidationError
 from ..kinds import OBJECT_KINDS, DesiredObject, Kind
 from ..model import DeploymentKey, DesiredDeployment, Location, SpecPath
 from ..spec import API_VERSION, KIND, Manifest
-from ..yamlsource import Document, Mark, YamlProblem, decode, load_documents
+from ..yamlplaces import Document, Mark, YamlProblem, decode
+from ..yamlsource import load_documents
 from .objects import NO_ROOTS, SecretRoots, build_object, placed_references
 from .rules import rule_errors
 from .wording import ManifestError, describe, format_path, message

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from ..kinds import MANIFEST_MODELS, DesiredObject, Kind, ObjectKey, Reference, references_of
 from ..model import Location, SpecPath
 from ..spec import DeploymentSpec
-from ..yamlsource import Document, Mark
+from ..yamlplaces import Document, Mark
 
 MAX_SECRET_BYTES = 64 * 1024
 VALUE_FROM = "valueFrom"
