@@ -12,7 +12,8 @@ from .journal import Entry, FollowUp, Intent, Journal, JournalResult, JournalSta
 from .manager import Executor, unchanged_outcomes
 from .outcomes import ActionFailed, ApplyOptions, Event, Outcome, Phase, Reporter, Result
 from .resume import resume
-from .tasks import PollOptions, Watcher
+from .schedule import PollOptions
+from .tasks import Watcher
 
 __all__ = [
     "ActionFailed",

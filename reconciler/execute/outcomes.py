@@ -8,7 +8,7 @@ from typing import Protocol
 
 from ..model import DeploymentKey
 from ..plan import Action, Reason
-from .tasks import PollOptions
+from .schedule import PollOptions
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ Polling follows the server rather than a timer per waiter:
 
 A poll that fails is retried at the next interval; `max_errors` failures in a row fail the entry.
 A wait may carry a deadline (on the clock's monotonic time): past it, the wait raises
-`TimeoutError`. Time is read from, and waited on, the injected `Clock` only.
+`TimeoutError`. Time is read from, and waited on, the injected `Clock` only. The timing rules
+(when each entry or list is next due) are `schedule.py`'s; this module polls and delivers.
 """
 
 from __future__ import annotations
@@ -36,9 +37,7 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -47,55 +46,13 @@ from ..api import ApiClient, Deployment, Task
 from ..clock import REAL, Clock
 from ..errors import ApiError, NotFoundError
 from ..model import DeploymentKey, LiveDeployment
+from .schedule import Entry, Group, Kind, PollOptions, Schedule
 
 log = logging.getLogger("reconciler.execute.tasks")
 
 T = TypeVar("T")
 TASK_SKEW = timedelta(seconds=60)  # how far the server's clock may run behind ours
 TASKS_PATH = "/cloud/v1/tasks"
-
-
-@dataclass(frozen=True)
-class PollOptions:
-    initial: float = 0.25
-    cap: float = 5.0
-    factor: float = 1.25
-    jitter: float = 0.2
-    batch_min: int = 3
-    max_errors: int = 5
-    batch_interval: float = 0.25  # a batched list, polled on a fixed interval
-    page_interval: float = 0.15  # at most one list page per this many seconds, all lists together
-
-    def next_interval(self, interval: float) -> float:
-        return min(interval * self.factor, self.cap)
-
-    def spread(self, interval: float, rng: random.Random) -> float:
-        return interval * (1 + self.jitter * (2 * rng.random() - 1))
-
-
-class Kind(StrEnum):
-    TASK = "task"
-    DEPLOYMENT = "deployment"
-
-
-@dataclass(eq=False)
-class _Entry:
-    kind: Kind
-    project_id: int
-    ident: str  # task id, or deployment name
-    update: Callable[[Any], bool]  # takes the polled object; true when the wait is over
-    future: asyncio.Future[Any]
-    due: float
-    interval: float
-    deadline: float | None = None
-    since: float = 0.0  # wall time it registered: a task was created before this
-    errors: int = 0
-    last: Any = field(default=None)
-
-    @property
-    def group(self) -> tuple[Kind, int]:
-        # tasks batch across projects (matched by ID); deployments are listed per project
-        return (self.kind, 0 if self.kind is Kind.TASK else self.project_id)
 
 
 class Watcher:
@@ -115,9 +72,8 @@ class Watcher:
         self.slots = slots
         self.options = options or PollOptions()
         self.rng = rng or random.Random()
-        self._entries: list[_Entry] = []
-        self._next_list: dict[tuple[Kind, int], float] = {}  # a batched list's next poll
-        self._list_pages: dict[tuple[Kind, int], int] = {}  # pages its last poll took
+        self._entries: list[Entry] = []
+        self.schedule = Schedule(self.options, clock, self.rng)
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self.polls: defaultdict[str, int] = defaultdict(int)  # request kind -> count
@@ -138,7 +94,7 @@ class Watcher:
 
     # -- waiting ---------------------------------------------------------------------------
 
-    async def _wait(self, entry: _Entry) -> Any:
+    async def _wait(self, entry: Entry) -> Any:
         self._entries.append(entry)
         self._wake.set()
         try:
@@ -154,12 +110,12 @@ class Watcher:
         ident: str,
         update: Callable[[Any], bool],
         deadline: float | None,
-    ) -> _Entry:
+    ) -> Entry:
         initial = self.options.initial
         now = self.clock.monotonic()
         # a task was just created: give it a moment; a deployment is looked at right away
-        due = self._due(initial, deadline) if kind is Kind.TASK else now
-        return _Entry(
+        due = self.schedule.due(initial, deadline) if kind is Kind.TASK else now
+        return Entry(
             kind,
             project_id,
             ident,
@@ -170,10 +126,6 @@ class Watcher:
             deadline=deadline,
             since=self.clock.wall(),
         )
-
-    def _due(self, interval: float, deadline: float | None) -> float:
-        due = self.clock.monotonic() + self.options.spread(interval, self.rng)
-        return due if deadline is None else min(due, deadline)
 
     async def task(
         self,
@@ -219,7 +171,7 @@ class Watcher:
             if not self._entries:
                 await self._wake.wait()
                 continue
-            delay = self._next_due(self._groups()) - self.clock.monotonic()
+            delay = self.schedule.next_due(self._groups(), self._entries) - self.clock.monotonic()
             if delay > 0 and await self._woken_within(delay):
                 continue  # something new: recompute the earliest due time
             try:
@@ -231,30 +183,12 @@ class Watcher:
                         entry.future.set_exception(exc)
             await asyncio.sleep(0)  # let the waiters whose wait just ended run
 
-    def _groups(self) -> dict[tuple[Kind, int], list[_Entry]]:
-        groups: dict[tuple[Kind, int], list[_Entry]] = defaultdict(list)
+    def _groups(self) -> dict[Group, list[Entry]]:
+        groups: dict[Group, list[Entry]] = defaultdict(list)
         for entry in self._entries:
             if not entry.future.done():
                 groups[entry.group].append(entry)
         return groups
-
-    def _batched(self, waiting: list[_Entry]) -> bool:
-        return len(waiting) >= self.options.batch_min
-
-    def _list_due(self, group: tuple[Kind, int], waiting: list[_Entry]) -> float:
-        """When a batched list is next polled: on its schedule, or as its first entry is due."""
-        scheduled = self._next_list.get(group)
-        return min(e.due for e in waiting) if scheduled is None else scheduled
-
-    def _next_due(self, groups: dict[tuple[Kind, int], list[_Entry]]) -> float:
-        dues = []
-        for group, waiting in groups.items():
-            if self._batched(waiting):
-                dues.append(self._list_due(group, waiting))
-            else:
-                dues.extend(e.due for e in waiting)
-        deadlines = [e.deadline for e in self._entries if e.deadline is not None]
-        return min(dues + deadlines) if dues or deadlines else self.clock.monotonic()
 
     async def _woken_within(self, delay: float) -> bool:
         """Sleep `delay` on the clock, or less if a new waiter comes; true if one came."""
@@ -277,33 +211,15 @@ class Watcher:
         groups = self._groups()
         calls: list[Awaitable[None]] = []
         for group, waiting in groups.items():
-            if self._batched(waiting):
-                if self._list_due(group, waiting) <= now:
+            if self.schedule.batched(waiting):
+                if self.schedule.list_due(group, waiting) <= now:
                     calls.append(self._poll_batch(group, waiting))
             else:
                 calls.extend(self._poll_one(e) for e in waiting if e.due <= now)
         await asyncio.gather(*calls)
-        self._schedule_lists(groups)
+        self.schedule.schedule_lists(groups)
 
-    def _schedule_lists(self, groups: dict[tuple[Kind, int], list[_Entry]]) -> None:
-        """Each batched list's next poll: `batch_interval` on, stretched so that all the lists
-        together ask for at most one page per `page_interval`."""
-        now = self.clock.monotonic()
-        batched = [g for g, waiting in groups.items() if self._batched(waiting)]
-        pages = sum(self._list_pages.get(g, 1) for g in batched)
-        for group in batched:
-            if self._next_list.get(group, now) <= now:
-                interval = max(self.options.batch_interval, pages * self.options.page_interval)
-                self._next_list[group] = now + interval
-        for group in list(self._next_list):
-            if group not in batched:
-                del self._next_list[group]  # no longer batched: start afresh if it is again
-
-    def _reschedule(self, entry: _Entry) -> None:
-        entry.interval = self.options.next_interval(entry.interval)
-        entry.due = self._due(entry.interval, entry.deadline)
-
-    def _deliver(self, entry: _Entry, value: Any) -> None:
+    def _deliver(self, entry: Entry, value: Any) -> None:
         if entry.future.done():
             return
         entry.errors = 0
@@ -316,22 +232,22 @@ class Watcher:
         if finished:
             entry.future.set_result(value)
         else:
-            self._reschedule(entry)
+            self.schedule.reschedule(entry)
 
-    def _failed(self, entry: _Entry, error: ApiError) -> None:
+    def _failed(self, entry: Entry, error: ApiError) -> None:
         entry.errors += 1
         if entry.errors >= self.options.max_errors and not entry.future.done():
             entry.future.set_exception(error)
         else:
             log.info("poll of %s %s failed (%s); will retry", entry.kind, entry.ident, error)
-            self._reschedule(entry)
+            self.schedule.reschedule(entry)
 
     async def _limited(self, kind: str, call: Callable[[], Awaitable[T]]) -> T:
         async with self.slots:
             self.polls[kind] += 1
             return await call()
 
-    async def _poll_one(self, entry: _Entry) -> None:
+    async def _poll_one(self, entry: Entry) -> None:
         try:
             if entry.kind is Kind.TASK:
                 value: Any = await self._limited("task get", lambda: self.api.get_task(entry.ident))
@@ -355,7 +271,7 @@ class Watcher:
             return None
         return LiveDeployment.from_answer(project_id, answer.model_dump(mode="json"))
 
-    async def _poll_batch(self, group: tuple[Kind, int], entries: list[_Entry]) -> None:
+    async def _poll_batch(self, group: Group, entries: list[Entry]) -> None:
         kind, project_id = group
         try:
             if kind is Kind.TASK:
@@ -374,7 +290,7 @@ class Watcher:
             for entry in entries:
                 self._failed(entry, exc)
             return
-        self._list_pages[group] = pages
+        self.schedule.list_pages[group] = pages
         found = {a.get(key): a for a in answers if isinstance(a, dict)}
         stragglers = []
         for entry in entries:
@@ -387,7 +303,7 @@ class Watcher:
                 stragglers.append(entry)  # not in the window the list covered
         await asyncio.gather(*(self._poll_one(e) for e in stragglers))
 
-    def _deliver_answer(self, entry: _Entry, answer: dict[str, Any]) -> None:
+    def _deliver_answer(self, entry: Entry, answer: dict[str, Any]) -> None:
         """Parse the one item this entry waits on, and hand it over."""
         try:
             if entry.kind is Kind.TASK:
