@@ -9,6 +9,10 @@
 - `POST /hooks/git`: a GitHub-style push webhook, verified by HMAC-SHA256 of the body
   (`X-Hub-Signature-256: sha256=<hex>`) with `RECONCILER_WEBHOOK_SECRET`; triggers a fetch.
   The body is capped and timed (see `webhook.py`); a replayed delivery ID triggers nothing.
+
+A request's head (request line and headers) must arrive whole within `HEAD_TIMEOUT` seconds of
+the connection or of the previous answer on it; uvicorn itself times out only an idle kept-alive
+connection, so a client that sent nothing, or headers without their end, held a slot for ever.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .service import Service
 from .ui import UiOptions, ui_routes
@@ -34,9 +39,53 @@ from .webhook import Deliveries, WebhookLimits, read_body, signature_ok
 log = logging.getLogger("reconciler.web")
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HTTP_CONCURRENCY = 200  # connections at once; more are answered 503 by uvicorn
+HEAD_TIMEOUT = 10.0
 
 
-__all__ = ["build_app", "run_service", "signature_ok"]
+__all__ = ["build_app", "head_timed", "run_service", "signature_ok"]
+
+
+def head_timed(timeout: float = HEAD_TIMEOUT) -> type[H11Protocol]:
+    """uvicorn's HTTP/1.1 protocol, closing a connection whose request head is not whole within
+    `timeout` seconds of the connection or of the previous answer on it."""
+
+    class HeadTimed(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+        _waiting_from: object = None  # the request cycle in force when the timer was set
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._waiting_from = self.cycle
+            self._head_timer = self.loop.call_later(timeout, self._head_late)
+
+        def _disarm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_late(self) -> None:
+            self._head_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.cycle is not self._waiting_from:  # a whole head arrived: a new request
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            self._arm()  # before: answering may start a pipelined request (which disarms)
+            super().on_response_complete()
+
+    return HeadTimed
 
 
 def build_app(
@@ -127,6 +176,7 @@ async def run_service(
         access_log=False,
         limit_concurrency=HTTP_CONCURRENCY,
         timeout_keep_alive=5,
+        http=head_timed(),
     )
     server = _Server(config)
     sockets = [sock] if sock is not None else None

@@ -17,7 +17,7 @@ import uvicorn
 
 from reconciler.simulator import BackgroundServer
 from reconciler.sources import DirectorySource
-from reconciler.web import build_app
+from reconciler.web import build_app, head_timed
 from reconciler.webhook import WebhookLimits
 
 from ..test_service import SECRET, Running, folder, sim, start
@@ -46,6 +46,7 @@ async def served(
         log_config=None,
         lifespan="off",
         access_log=False,
+        http=head_timed(0.5),
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -133,3 +134,31 @@ async def test_a_replayed_delivery_triggers_nothing(served: tuple[Running, str])
     assert first.status_code == 202 and other.status_code == 202
     assert again.status_code == 200 and again.json() == {"ok": True, "duplicate": True}
     assert run.service.triggers["webhook"] == 2
+
+
+@pytest.mark.parametrize("head", [b"", b"POST /hooks/git HTTP/1.1\r\nHost: x\r\n"])
+async def test_a_request_head_that_never_completes_is_cut_off(
+    served: tuple[Running, str], head: bytes
+) -> None:
+    # a connection that sends nothing, or headers without their end, held its slot for ever
+    # (uvicorn times out only idle keep-alive); enough of them and /healthz answered 503
+    _, address = served
+    reader, writer = await raw(address, head)
+    rest = await asyncio.wait_for(reader.read(), 5)  # the server closes the connection
+    assert rest == b""
+    writer.close()
+
+
+async def test_a_kept_alive_connection_must_send_its_next_head_in_time(
+    served: tuple[Running, str],
+) -> None:
+    _, address = served
+    reader, writer = await raw(address, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 200")
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    # the next request, never finished: its first bytes stop uvicorn's keep-alive timer
+    writer.write(b"GET /healthz HTTP/1.1\r\n")
+    await writer.drain()
+    rest = await asyncio.wait_for(reader.read(), 5)  # what is left of the first answer, then EOF
+    assert b"HTTP/1.1" not in rest
+    writer.close()
