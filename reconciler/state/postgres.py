@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .. import statekey
 from ..statekey import Hasher, KeyMaterial
-from .contract import SPEC_PARTS, LockHeld, LockHolder, StateError
+from .contract import SPEC_PARTS, LockHolder, StateError
 from .rows import upsert
 from .schema import POSTGRES, VERSION_1
 from .sql import Row, Run, SqlStateStore
@@ -215,38 +215,29 @@ class PostgresStateStore(SqlStateStore):
         )
         return LockHolder(*rows[0]) if rows else None
 
-    def acquire_lock(
-        self,
-        *,
-        timeout: float = 10.0,
-        poll: float = 0.2,
-        sleep: Callable[[float], None] = time.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        """Take the apply lock, waiting up to `timeout` seconds for its holder to let go."""
+    def _try_lock(self) -> bool:
+        """Take the session's advisory lock if it is free, and write who holds it."""
         if self._locked:
-            return
-        deadline = monotonic() + timeout
-        while True:
-            taken = self._rows("SELECT pg_try_advisory_lock(?, ?)", (LOCK_CLASS, APPLY_LOCK))
-            if taken == [(True,)]:
-                with self._tx() as run:
-                    run("DELETE FROM lock WHERE id = 1", ())
-                    run(
-                        "INSERT INTO lock (id, pid, host, since, backend_pid) "
-                        "VALUES (1, ?, ?, ?, pg_backend_pid())",
-                        (os.getpid(), socket.gethostname(), self._clock()),
-                    )
-                self._locked = True
-                return
-            if monotonic() >= deadline:
-                holder = self.holder()
-                who = str(holder) if holder else "a process that is just taking it"
-                raise LockHeld(
-                    f"{self.url} is locked by another apply ({who}); waited {timeout:g}s. "
-                    "The server releases it as soon as that process ends."
-                )
-            sleep(poll)
+            return True
+        taken = self._rows("SELECT pg_try_advisory_lock(?, ?)", (LOCK_CLASS, APPLY_LOCK))
+        if taken != [(True,)]:
+            return False
+        with self._tx() as run:
+            run("DELETE FROM lock WHERE id = 1", ())
+            run(
+                "INSERT INTO lock (id, pid, host, since, backend_pid) "
+                "VALUES (1, ?, ?, ?, pg_backend_pid())",
+                (os.getpid(), socket.gethostname(), self._clock()),
+            )
+        self._locked = True
+        return True
+
+    def _lock_refused(self, holder: LockHolder | None, timeout: float) -> str:
+        return (
+            f"{self.url} is locked by another apply "
+            f"({holder or 'a process that is just taking it'}); waited {timeout:g}s. "
+            "The server releases it as soon as that process ends."
+        )
 
     def release_lock(self) -> None:
         if not self._locked:

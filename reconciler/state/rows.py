@@ -7,12 +7,12 @@ PostgreSQL; numbers come back as the driver gives them and are normalised here.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypedDict
 
 from ..kinds import Kind, ObjectKey
-from ..model import DeploymentKey, Record, RecordOutcome
+from ..model import DeploymentKey, Record, RecordOutcome, SpecPath
 from ..objects_plan import ObjectRecord
 from .contract import JournalEntry
 
@@ -66,15 +66,40 @@ def _paths_of(text: str) -> frozenset[tuple[str | int, ...]]:
     return frozenset(tuple(p) for p in json.loads(text))
 
 
+def _applied(record: Record | ObjectRecord) -> tuple[str, str, str, str]:
+    """What deployment and object records both keep of an applied body, as JSON columns:
+    last_applied, sensitive_paths, labels, annotations."""
+    return (
+        _json(dict(record.last_applied)),
+        _paths(record.sensitive_paths),
+        _json(dict(record.labels)),
+        _json(dict(record.annotations)),
+    )
+
+
+class _Applied(TypedDict):
+    last_applied: Mapping[str, Any]
+    sensitive_paths: frozenset[SpecPath]
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+
+
+def _applied_of(row: Sequence[Any]) -> _Applied:
+    """The fields of `_applied`'s four columns, read back."""
+    return {
+        "last_applied": json.loads(row[0]),
+        "sensitive_paths": _paths_of(row[1]),
+        "labels": MappingProxyType(json.loads(row[2])),
+        "annotations": MappingProxyType(json.loads(row[3])),
+    }
+
+
 def record_row(record: Record) -> tuple[Any, ...]:
     """A record as the columns of `RECORD_COLUMNS` (JSON text for the structured ones)."""
     return (
         record.key.project_id,
         record.key.name,
-        _json(dict(record.last_applied)),
-        _paths(record.sensitive_paths),
-        _json(dict(record.labels)),
-        _json(dict(record.annotations)),
+        *_applied(record),
         record.revision,
         record.applied_at,
         record.outcome,
@@ -85,10 +110,7 @@ def record_row(record: Record) -> tuple[Any, ...]:
 def record_of(row: Sequence[Any]) -> Record:
     return Record(
         key=DeploymentKey(int(row[0]), row[1]),
-        last_applied=json.loads(row[2]),
-        sensitive_paths=_paths_of(row[3]),
-        labels=MappingProxyType(json.loads(row[4])),
-        annotations=MappingProxyType(json.loads(row[5])),
+        **_applied_of(row[2:6]),
         revision=row[6],
         applied_at=float(row[7]),
         outcome=RecordOutcome.parse(row[8]),
@@ -132,10 +154,7 @@ def object_row(record: ObjectRecord) -> tuple[Any, ...]:
         record.key.kind.value,
         record.key.project_id,
         record.key.name,
-        _json(dict(record.last_applied)),
-        _paths(record.sensitive_paths),
-        _json(dict(record.labels)),
-        _json(dict(record.annotations)),
+        *_applied(record),
         record.applied_at,
     )
 
@@ -148,9 +167,6 @@ def object_of(row: Sequence[Any]) -> ObjectRecord | None:
         return None
     return ObjectRecord(
         key=ObjectKey(kind, int(row[1]), row[2]),
-        last_applied=json.loads(row[3]),
-        sensitive_paths=_paths_of(row[4]),
-        labels=MappingProxyType(json.loads(row[5])),
-        annotations=MappingProxyType(json.loads(row[6])),
+        **_applied_of(row[3:7]),
         applied_at=float(row[7]),
     )

@@ -10,6 +10,7 @@ wording) stays in `sqlite.py` and `postgres.py`.
 from __future__ import annotations
 
 import json
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -18,7 +19,14 @@ from typing import Any
 from .. import statekey
 from ..model import DeploymentKey, Record
 from ..statekey import Hasher, KeyMaterial
-from .contract import APPLIED_RESULTS, JOURNAL_RETENTION, JournalEntry, StateError
+from .contract import (
+    APPLIED_RESULTS,
+    JOURNAL_RETENTION,
+    JournalEntry,
+    LockHeld,
+    LockHolder,
+    StateError,
+)
 from .rows import (
     JOURNAL_COLUMNS,
     JOURNAL_INSERT_COLUMNS,
@@ -56,6 +64,35 @@ class SqlStateStore(ABC):
     @abstractmethod
     def _tx(self) -> AbstractContextManager[Run]:
         """A transaction: committed when the block ends, rolled back if it raises."""
+
+    # -- the apply lock (what it is differs; waiting for it does not) ------------------------
+
+    @abstractmethod
+    def holder(self) -> LockHolder | None:
+        """Who holds the apply lock now, if anyone."""
+
+    @abstractmethod
+    def _try_lock(self) -> bool:
+        """Take the apply lock if it is free; true when this store holds it."""
+
+    @abstractmethod
+    def _lock_refused(self, holder: LockHolder | None, timeout: float) -> str:
+        """Why the lock could not be had, naming its holder."""
+
+    def acquire_lock(
+        self,
+        *,
+        timeout: float = 10.0,
+        poll: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Take the apply lock, waiting up to `timeout` seconds for its holder to let go."""
+        deadline = monotonic() + timeout
+        while not self._try_lock():
+            if monotonic() >= deadline:
+                raise LockHeld(self._lock_refused(self.holder(), timeout))
+            sleep(poll)
 
     # -- meta and hashing --------------------------------------------------------------------
 

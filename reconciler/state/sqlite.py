@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import statekey
 from ..statekey import Hasher, KeyMaterial, KeySource
-from .contract import SPEC_PARTS, LockHeld, LockHolder, StateError
+from .contract import SPEC_PARTS, LockHolder, StateError
 from .schema import SQLITE, VERSION_1
 from .sql import Row, Run, SqlStateStore
 
@@ -168,41 +168,29 @@ class SqliteStateStore(SqlStateStore):
         rows = self._rows("SELECT pid, host, since FROM lock WHERE id = 1")
         return LockHolder(*rows[0]) if rows else None
 
-    def acquire_lock(
-        self,
-        *,
-        timeout: float = 10.0,
-        poll: float = 0.2,
-        sleep: Callable[[float], None] = time.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        """Take the apply lock, waiting up to `timeout` seconds for its holder to let go.
-
-        A lock left by a dead process on this host is taken over.
-        """
-        deadline = monotonic() + timeout
-        token = secrets.token_hex(8)
+    def _try_lock(self) -> bool:
+        """Take the lock row if no one holds it, or if its holder is a dead process of this host."""
         host = socket.gethostname()
-        while True:
-            with self._tx() as run:
-                rows = run("SELECT pid, host, since FROM lock WHERE id = 1", ())
-                if rows and rows[0][1] == host and not alive(rows[0][0]):
-                    run("DELETE FROM lock WHERE id = 1", ())
-                    rows = []
-                if not rows:
-                    run(
-                        "INSERT INTO lock (id, pid, host, since, token) VALUES (1, ?, ?, ?, ?)",
-                        (os.getpid(), host, self._clock(), token),
-                    )
-                    self._lock_token = token
-                    return
-                holder = LockHolder(*rows[0])
-            if monotonic() >= deadline:
-                raise LockHeld(
-                    f"{self.path} is locked by another apply ({holder}); "
-                    f"waited {timeout:g}s. If that process is gone, run again on its host."
-                )
-            sleep(poll)
+        with self._tx() as run:
+            rows = run("SELECT pid, host FROM lock WHERE id = 1", ())
+            if rows and rows[0][1] == host and not alive(rows[0][0]):
+                run("DELETE FROM lock WHERE id = 1", ())
+                rows = []
+            if rows:
+                return False
+            token = secrets.token_hex(8)
+            run(
+                "INSERT INTO lock (id, pid, host, since, token) VALUES (1, ?, ?, ?, ?)",
+                (os.getpid(), host, self._clock(), token),
+            )
+        self._lock_token = token
+        return True
+
+    def _lock_refused(self, holder: LockHolder | None, timeout: float) -> str:
+        return (
+            f"{self.path} is locked by another apply ({holder or 'a process just letting go'}); "
+            f"waited {timeout:g}s. If that process is gone, run again on its host."
+        )
 
     def release_lock(self) -> None:
         if self._lock_token is None:
