@@ -91,13 +91,15 @@ def raw_control(text: str) -> YamlProblem | None:
     )
 
 
-def syntax_problem(exc: yaml.YAMLError) -> YamlProblem:
-    """A syntax error, placed where the broken construct starts (the context), when known."""
+def syntax_problem(exc: yaml.YAMLError, text: str = "") -> YamlProblem:
+    """A syntax error, placed where the broken construct starts (the context), when known.
+
+    `text` (the file's) lets a tab be named where libyaml only says "found character"."""
     problem_mark = getattr(exc, "problem_mark", None)
     context_mark = getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     context = getattr(exc, "context", None)
-    if "'\\t'" in problem or "tab character" in problem:
+    if "'\\t'" in problem or "tab character" in problem or _tab_at(text, problem_mark):
         problem, context, context_mark = "tabs are not allowed for indentation", None, None
     mark = context_mark or problem_mark
     where = Mark(mark.line + 1, mark.column + 1) if mark is not None else Mark(1, 1)
@@ -108,6 +110,15 @@ def syntax_problem(exc: yaml.YAMLError) -> YamlProblem:
             text += f"; the problem shows at line {problem_mark.line + 1}"
         text += ")"
     return YamlProblem(where, text)
+
+
+def _tab_at(text: str, mark: object) -> bool:
+    """Whether the character at a problem's mark is a tab."""
+    line, column = getattr(mark, "line", None), getattr(mark, "column", None)
+    if not isinstance(line, int) or not isinstance(column, int):
+        return False
+    lines = text.split("\n")
+    return line < len(lines) and lines[line][column : column + 1] == "\t"
 
 
 def decode(data: bytes) -> tuple[str | None, YamlProblem | None]:

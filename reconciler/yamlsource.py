@@ -305,7 +305,7 @@ def load_documents(
         )
         return []
     except yaml.YAMLError as exc:
-        problems.append(syntax_problem(exc))
+        problems.append(syntax_problem(exc, text))
     except RecursionError:
         problems.append(YamlProblem(Mark(1, 1), f"nested deeper than {MAX_DEPTH} levels"))
     return documents

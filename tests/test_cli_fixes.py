@@ -146,6 +146,23 @@ def test_a_bad_plan_file_says_what_is_wrong(work: Path, content: str, said: str)
 # -- wording -----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("apiVersion: reconciler/v1\nkind: InferenceDeployment\nmetadata:\n\tname: x\n", "4:1"),
+        ("metadata:\n  name: x\n\tproject_id: 1\n", "3:1"),
+    ],
+)
+def test_a_tab_in_yaml_says_tabs_are_not_allowed(work: Path, text: str, where: str) -> None:
+    # failed before: with libyaml's loader, "found character that cannot start any token"
+    (work / "tabs.yaml").write_text(text)
+    result = cli(work, "validate", "tabs.yaml")
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[0] == (
+        f"tabs.yaml:{where}: YAML syntax error: tabs are not allowed for indentation"
+    )
+
+
 def test_log_format_json_still_shows_the_plan(work: Path) -> None:
     # failed before: with --log-format json the plan was not shown at all
     result = cli(
