@@ -33,20 +33,12 @@ from .objects_plan import (
 )
 from .plan import Action, Plan, PlanError
 from .state.objects import ObjectRecordStore, open_object_records
+from .state.objects import object_state_path as object_state_path  # for engine and ui
 
 NO_OBJECT_STATE = (
     "credentials, secrets and API keys need a SQLite or PostgreSQL state store; "
     "this state store cannot record them"
 )
-
-
-def object_state_path(store: object) -> object | None:
-    """What object records open from: a SQLite state file's path, the PostgreSQL store itself,
-    or None for a store that cannot hold them."""
-    path = getattr(store, "path", None)
-    if isinstance(path, Path):
-        return path
-    return store if type(store).__name__ == "PostgresStateStore" else None
 
 
 def _open(state_path: object | None) -> ObjectRecordStore | None:

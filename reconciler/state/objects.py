@@ -47,6 +47,15 @@ def open_object_records(source: object) -> ObjectRecordStore | None:
     return None
 
 
+def object_state_path(store: object) -> Path | PostgresStateStore | None:
+    """What object records open from: a SQLite state file's path, the PostgreSQL store itself,
+    or None for a store that cannot hold them."""
+    path = getattr(store, "path", None)
+    if isinstance(path, Path):
+        return path
+    return store if isinstance(store, PostgresStateStore) else None
+
+
 class _ObjectTable(ABC):
     """The statements of both backends (`?` placeholders) over a backend's `_run`."""
 
