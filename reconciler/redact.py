@@ -8,6 +8,7 @@ values before it is logged, shown, journaled or recorded; each becomes `(sensiti
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -85,3 +86,34 @@ def sensitive_values(desired: DesiredState) -> set[str]:
         if isinstance(raw, dict):  # envs values are sensitive as a whole map
             found.update(v for v in raw.values() if isinstance(v, str))
     return found
+
+
+def _mapped(value: Any, redact: Redactor) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _mapped(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mapped(v, redact) for v in value]
+    return value
+
+
+def live_redactor(view: Any, sensitive_paths: Iterable[SpecPath]) -> Redactor:
+    """What the API holds of the secrets it was sent (the live values at a record's sensitive
+    paths, and every `envs` value), to take out of whatever it says about that deployment."""
+    view = json.loads(json.dumps(view, default=dict))  # plain dicts and lists, read-only or not
+    found: set[str] = set()
+    for path in sensitive_paths:
+        found.update(_leaves(_at(view, path)))
+    envs = view.get("envs") if isinstance(view, dict) else None
+    if isinstance(envs, dict):
+        found.update(v for v in envs.values() if isinstance(v, str))
+    return Redactor(found)
+
+
+def shown_live(view: Any, redact: Redactor) -> Any:
+    """A live spec view fit to print: every `envs` value and every secret it holds hidden."""
+    shown = _mapped(json.loads(json.dumps(view, default=dict)), redact)
+    if isinstance(shown, dict) and isinstance(shown.get("envs"), dict):
+        shown["envs"] = dict.fromkeys(shown["envs"], SENSITIVE)
+    return shown

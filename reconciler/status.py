@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from .diff import diff
 from .health import Health, Sync, degraded_message, health_of
 from .model import DeploymentKey, DeploymentStatus, LiveDeployment, Record, RecordOutcome
+from .redact import live_redactor
 
 __all__ = ["StatusRow", "status_rows"]
 
@@ -72,7 +73,10 @@ def status_rows(
             started = record.was_stopped and found.status != DeploymentStatus.DISABLED
             sync = Sync.OUT_OF_SYNC if drift or started else Sync.SYNCED
             status = found.status
-            message = degraded_message(found) if health is Health.DEGRADED else ""
+            message = ""
+            if health is Health.DEGRADED:  # the API's words may echo a secret it was sent
+                redact = live_redactor(found.spec_view, record.sensitive_paths)
+                message = redact(degraded_message(found))
             if message and record.outcome is RecordOutcome.FAILED and record.message:
                 message = f"last apply: failed: {record.message}"  # with its log lines
             if drift and not message:

@@ -61,8 +61,8 @@ def _cmd_get(args: argparse.Namespace) -> int:
     import asyncio
 
     from .. import engine
-    from ..diff import SENSITIVE
     from ..health import readiness
+    from ..redact import live_redactor, shown_live
     from .common import target_of
 
     target = target_of(args)
@@ -80,9 +80,10 @@ def _cmd_get(args: argparse.Namespace) -> int:
         items = []
         for key in keys:
             found = live.get(key)
-            view = dict(found.spec_view) if found is not None else None
-            if view is not None and view.get("envs"):
-                view["envs"] = {k: SENSITIVE for k in view["envs"]}
+            view = None
+            if found is not None:
+                redact = live_redactor(found.spec_view, chosen[key].sensitive_paths)
+                view = shown_live(dict(found.spec_view), redact)
             items.append(
                 {
                     "record": record_json(chosen[key]),
@@ -115,7 +116,10 @@ def _cmd_get(args: argparse.Namespace) -> int:
         )
         if wide:
             found = live.get(key)
-            image = str(found.spec_view.get("image", "-")) if found else "-"
+            image = "-"
+            if found is not None:
+                redact = live_redactor(found.spec_view, records[key].sensitive_paths)
+                image = redact(str(found.spec_view.get("image", "-")))
             regions = ",".join(str(c.region_id) for c in found.containers_status) if found else "-"
             ready, total = readiness(found)
             cells = (*cells, image, regions or "-", f"{ready}/{total}")
@@ -215,7 +219,7 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     import yaml
 
     from .. import engine
-    from ..diff import SENSITIVE
+    from ..redact import live_redactor, shown_live
     from .common import target_of
 
     target = target_of(args)
@@ -243,6 +247,14 @@ def _cmd_describe(args: argparse.Namespace) -> int:
 
     live, tasks, logs = asyncio.run(fetch())
     found = live.get(key)
+    # the API's words may echo a secret it was sent: take out what the live answer holds of them;
+    # with no live answer that cannot be checked, and a task's error gives way to the Message
+    # line (the outcome recorded when it failed, redacted then)
+    redact = live_redactor(found.spec_view if found else {}, record.sensitive_paths)
+    if found is None:
+        tasks = [x.split("  error: ")[0] + ("  error: see Message" if "  error: " in x else "")
+                 for x in tasks]  # fmt: skip
+    tasks, logs = [redact(x) for x in tasks], [redact(x) for x in logs]
     [row] = [r for r in asyncio.run(engine.status(target)) if r.key == key]
     lines = [
         f"Name:          {key.name}",
@@ -262,7 +274,7 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     if found is not None and found.containers_status:
         lines.append("Containers:")
         for c in found.containers_status:
-            error = f"  error: {c.error_message}" if c.error_message else ""
+            error = f"  error: {redact(c.error_message)}" if c.error_message else ""
             lines.append(f"  region {c.region_id}: {c.ready}/{c.total} ready{error}")
     if tasks:
         lines.append("Last tasks:")
@@ -274,9 +286,7 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     if found is None:
         lines.append("  (not found in the API)")
     else:
-        view = dict(found.spec_view)
-        if view.get("envs"):
-            view["envs"] = {k: SENSITIVE for k in view["envs"]}
+        view = shown_live(dict(found.spec_view), redact)
         lines += ["  " + x for x in yaml.safe_dump(view, sort_keys=False).splitlines()]
     if logs:
         lines.append("Recent logs:")

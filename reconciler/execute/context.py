@@ -69,6 +69,12 @@ class Context:
         async with self.slots:
             return await request()
 
+    def redact(self, text: str) -> str:
+        """`text` without the sensitive values the client knows: the API's words (a task's error,
+        a container's message, log lines) may echo a secret it was sent."""
+        redactor = getattr(self.api, "redact", None)
+        return redactor(text) if redactor is not None else text
+
     def emit(self, attempt: Attempt, phase: Phase, message: str = "", **extra: Any) -> None:
         attempt.phase = message or phase.value
         self.report(Event(attempt.key, attempt.change.action, phase, message, **extra))

@@ -80,7 +80,7 @@ async def converge(ctx: Context, attempt: Attempt) -> LiveDeployment:
         if health is Health.DEGRADED and live is not None:
             now = ctx.clock.monotonic()
             degraded_since.append(now)
-            attempt.phase = f"Degraded: {degraded_message(live)}"
+            attempt.phase = ctx.redact(f"Degraded: {degraded_message(live)}")
             return now - degraded_since[0] >= ctx.options.degraded_grace
         degraded_since.clear()
         return health.is_terminal

@@ -133,6 +133,7 @@ class Executor:
             result, error = Result.FAILED, f"internal error: {type(exc).__name__}: {exc}"
         if result is not Result.CONVERGED and change.action is not Action.DELETE:
             error = await with_logs(ctx, change.key, error)
+        error = ctx.redact(error)
         self._close(ctx, attempt, result, error)
         outcome = Outcome(
             change.key,

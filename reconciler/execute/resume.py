@@ -78,7 +78,9 @@ async def _settle_tasks(
         if record is not None:
             store.save_record(record)
     result = JournalResult.FAILED if errors else JournalResult.RESUMED
-    journal.close(entry.id, result, "; ".join(errors))
+    redact = getattr(watcher.api, "redact", None)  # a task's error may echo a secret
+    message = "; ".join(errors)
+    journal.close(entry.id, result, redact(message) if redact is not None else message)
 
 
 async def _settle_create(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.simulator import BackgroundServer, Simulator, SimulatorConfig, Timings
+from reconciler.simulator import BackgroundServer, Faults, Simulator, SimulatorConfig, Timings
 
 from ..canary import CANARIES, assert_no_canary, state_bytes
 
@@ -48,8 +48,11 @@ def server(tmp_path: Path) -> Iterator[BackgroundServer]:
         yield srv
 
 
-def cli(server: BackgroundServer, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(
+    server: BackgroundServer, root: Path, *args: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
+    env.update(extra_env or {})
     env.update(
         GCORE_BASE_URL=server.url,
         GCORE_API_KEY=CANARIES["api_key"],
@@ -121,3 +124,44 @@ def test_no_canary_in_any_output(tmp_path: Path, server: BackgroundServer) -> No
         {"simulator file": (tmp_path / "sim.json").read_bytes()},
         [CANARIES["api_key"], CANARIES["webhook_secret"], CANARIES["git_token"]],
     )
+
+
+def test_no_canary_in_what_the_api_says_about_a_failed_rollout(tmp_path: Path) -> None:
+    # the API names the image in a failed task's error and in a stuck container's message: an
+    # interpolated image is a secret there too, however the answer was read (one task, a list)
+    timings = Timings(task_queue=0.02, task_run=0.1, rollout=0.1, delete=0.05)
+    faults = Faults(task_error_image="canary-var", stuck_image="canary-env")
+    config = SimulatorConfig(api_key=CANARIES["api_key"], timings=timings, faults=faults)
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    for name, variable in (("failing-svc", "CANARY_VAR"), ("stuck-svc", "STUCK")):
+        text = DEPLOYMENT.format(
+            name=name, flavor="inference-16vcpu-232gib-1xh100-80gb", env_value="plain"
+        )
+        (folder / f"{name}.yaml").write_text(
+            text.replace("image: nginx:latest", f'image: "${{{variable}}}"')
+        )
+    outputs: dict[str, str | bytes] = {}
+    with BackgroundServer(Simulator(config)) as server:
+        for log_format in ("json", "text"):
+            run = cli(
+                server, tmp_path, "apply", str(folder), "--auto-approve", "--timeout", "5",
+                "--log-format", log_format, extra_env={"STUCK": CANARIES["env_value"]},
+            )  # fmt: skip
+            assert run.returncode != 0
+            outputs[f"apply {log_format}"] = run.stdout + run.stderr
+        for command in (
+            ("status", "--format", "json"),
+            ("status",),
+            ("get", "-o", "wide"),
+            ("get", "-o", "json"),
+            ("describe", "failing-svc"),
+            ("describe", "stuck-svc"),
+        ):  # these read the state and the API, not the manifests
+            run = cli(server, tmp_path, *command)
+            assert run.returncode == 0, run.stderr
+            outputs[" ".join(command)] = run.stdout + run.stderr
+    outputs["state"] = state_bytes(tmp_path / "state.db")
+    first = str(outputs["apply json"])
+    assert "Failed to deploy image '(sensitive)'" in first, first
+    assert_no_canary(outputs)
