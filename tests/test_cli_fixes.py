@@ -136,8 +136,10 @@ def test_a_saved_plan_is_portable_between_checkouts(
     ],
 )
 def test_a_bad_plan_file_says_what_is_wrong(work: Path, content: str, said: str) -> None:
+    # failed before: "not a saved plan (made by plan --out): 'inputs'", a raw KeyError's words
+    # (--auto-approve: the old apply --plan asked first; a saved plan no longer asks)
     (work / "plan.json").write_text(content)
-    result = cli(work, "apply", "--simulate", "--plan", "plan.json")
+    result = cli(work, "apply", "--simulate", "--auto-approve", "--plan", "plan.json")
     assert result.returncode == 1
     [line] = [x for x in result.stderr.splitlines() if x.startswith("error:")]
     assert said in line and "KeyError" not in line
