@@ -214,3 +214,36 @@ async def test_a_wrong_token_is_refused_and_not_shown(
     assert server.served == 0
     assert "git clone of http://127.0.0.1:" in str(failed.value)
     assert "ghp_wrong" not in str(failed.value)
+
+
+async def test_rollback_of_a_git_applied_deployment_says_to_revert_the_commit(
+    tmp_path: Path, repo: Path, api: BackgroundServer
+) -> None:
+    from .test_cli_fixes import cli
+
+    source = GitSource(f"file://{repo}", "main", tmp_path / "c", "deploy")
+    done = await _service(tmp_path, source, api).reconcile_once()
+    assert done.result == "ok", done.errors
+    sha = git(repo, "rev-parse", "HEAD")
+    env = {"GCORE_API_KEY": API_KEY, "GCORE_BASE_URL": api.url}
+    state = str(tmp_path / "state.db")
+    history = cli(tmp_path, "history", "alpha-svc", "--state", state, env=env)
+    assert history.stdout.splitlines()[1].split()[4] == sha[:12]
+    for to in ("1", sha[:8]):  # a history number, or the commit
+        refused = cli(
+            tmp_path,
+            "rollback",
+            "alpha-svc",
+            str(repo / "deploy"),
+            "--to",
+            to,
+            "--state",
+            state,
+            env=env,
+        )
+        assert refused.returncode == 1
+        assert refused.stderr.strip() == (
+            f"error: 1/alpha-svc was applied from git (revision {sha[:12]}): revert the commit "
+            f"instead (`git revert {sha[:12]}`); serve would undo any other change at its next "
+            "sync"
+        )
