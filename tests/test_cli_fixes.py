@@ -41,7 +41,9 @@ def work(tmp_path: Path) -> Path:
 # -- a path with no manifests is not success -------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [["validate"], ["plan", "--simulate"]])
+@pytest.mark.parametrize(
+    "command", [["validate"], ["plan", "--simulate"], ["apply", "--simulate", "--auto-approve"]]
+)
 def test_a_missing_path_is_an_error(work: Path, command: list[str]) -> None:
     result = cli(work, *command, "manifsts/")
     assert result.returncode == 1
