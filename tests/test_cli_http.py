@@ -157,3 +157,12 @@ def test_color_follows_the_flag_and_the_environment(work: Path) -> None:
         },
     )
     assert "\033[32m" in forced.stdout
+
+
+def test_a_plan_saved_on_no_state_applies_and_creates_nothing_before(work: Path) -> None:
+    saved = cli(work, "plan", "m/", "--out", "plan.json")
+    assert saved.returncode == 0, saved.stderr
+    assert not (work / ".reconciler").exists()  # the fingerprint was keyed by the API key
+    applied = cli(work, "apply", "--plan", "plan.json")
+    assert applied.returncode == 0, applied.stderr
+    assert "1/my-instance create: converged" in applied.stdout

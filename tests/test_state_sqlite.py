@@ -191,3 +191,20 @@ def test_an_empty_store_takes_new_key_material(tmp_path: Path) -> None:
     again = SqliteStateStore(path)
     assert (tmp_path / "state.db.key").exists()
     again.close()
+
+
+def test_the_no_state_hasher_is_keyed_by_what_plan_and_apply_both_have() -> None:
+    """A plan made where no state exists fingerprints secrets with this hasher: stable for the
+    same key, different for another, the state key (when set) before the API key."""
+    from reconciler.statekey import ENV_KEY, KeySource, no_state_hasher
+
+    one, again = no_state_hasher("api-key-1", env={}), no_state_hasher("api-key-1", env={})
+    assert one("s3cret") == again("s3cret")
+    assert one("s3cret") != no_state_hasher("api-key-2", env={})("s3cret")
+    assert one.source is KeySource.FILE
+    by_state_key = no_state_hasher("api-key-1", env={ENV_KEY: "state-key"})
+    assert by_state_key.source is KeySource.SECRET
+    assert by_state_key("s3cret") == no_state_hasher("api-key-2", env={ENV_KEY: "state-key"})(
+        "s3cret"
+    )
+    assert no_state_hasher(None, env={}).source is KeySource.NONE  # the simulator, no key
