@@ -85,13 +85,14 @@ async def plan_against(
     api: ApiClient,
     options: PlanOptions,
     revision: str | None = None,
-    empty_state_hasher: Hasher | None = None,
+    empty_state_hasher: Callable[[], Hasher] | None = None,
 ) -> tuple[Plan, PlanInputs]:
     """The plan, and what it was made from. With no record in the state, the fingerprint hashes
-    secrets with `empty_state_hasher` when given (see `statekey.no_state_hasher`): a plan made
+    secrets with the hasher `empty_state_hasher` makes, when given (`statekey.no_state_hasher`,
+    derived only then: with RECONCILER_STATE_KEY it costs a PBKDF2): a plan made
     where no state exists yet is then checked alike by an apply that has just created it."""
     records = store.records()
-    fingerprint_hasher = empty_state_hasher if not records else None
+    fingerprint_hasher = empty_state_hasher() if empty_state_hasher and not records else None
     projects = {d.key.project_id for d in desired} | {k.project_id for k in records}
     live = await fetch_live(api, projects)
     catalog = await fetch_catalog(api) if options.preflight and len(desired) else None
@@ -197,7 +198,7 @@ async def plan(
     with read_state(target) as store:
         async with connect(target, on_request) as api:
             made, _ = await plan_against(
-                desired, store, api, options, empty_state_hasher=_no_state_hasher(target)
+                desired, store, api, options, empty_state_hasher=lambda: _no_state_hasher(target)
             )
             return made
 
@@ -229,7 +230,7 @@ async def apply(
     hooks = hooks or ApplyHooks()
     started = clock.monotonic()
     # a saved plan made where no state existed was fingerprinted without a state key
-    empty = _no_state_hasher(target) if expected_fingerprint is not None else None
+    empty = (lambda: _no_state_hasher(target)) if expected_fingerprint is not None else None
     with open_state(target) as opened:
         store: StateStore = opened if projects is None else ScopedStore(opened, projects)
         store.acquire_lock(timeout=lock_timeout)
