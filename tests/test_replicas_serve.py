@@ -190,6 +190,13 @@ def _push_hook(port: int, delivery: str) -> None:
     assert answer.status_code == 202, answer.text
 
 
+def _triggers(port: int) -> dict[str, int]:
+    """What asked the replica to reconcile so far, by reason (from /api/status)."""
+    answer = _status(port)
+    assert answer is not None
+    return dict(answer["triggers"])
+
+
 def _due_rows(dsn: str) -> int:
     import psycopg
 
@@ -288,6 +295,8 @@ def test_a_webhook_to_any_replica_reaches_the_projects_holder(
             receiver = holder if to_holder else 1
             _until(quiet, 30, "no due mark left, every replica idle")
             before = _runs(ports[holder])
+            why = "webhook" if to_holder else "due"  # what makes the holder reconcile
+            asked = _triggers(ports[holder]).get(why, 0)
             (repo / f"p{project}-0.yaml").write_text(_manifest(project, 0, image=image))
             git(repo, "commit", "-q", "-am", f"project {project}: {image}")
             _push_hook(ports[receiver], f"change-{next(deliveries)}")
@@ -301,6 +310,7 @@ def test_a_webhook_to_any_replica_reaches_the_projects_holder(
             )
             # the holder applied it (its reconcile is counted once it has read status back)
             _until(lambda: _runs(ports[holder]) > before, 30, "the holder's reconcile ending")  # noqa: B023
+            assert _triggers(ports[holder]).get(why, 0) > asked
             print(f"webhook to the {'holder' if to_holder else 'non-holder'}: {reached:.2f} s")
             assert shares() == held  # nobody moved meanwhile
         _until(converged, 30, "everything converged")
