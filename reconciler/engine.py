@@ -28,6 +28,7 @@ from .execute import (
     resume,
     unchanged_outcomes,
 )
+from .gcpolicy import batch
 from .manifests import ManifestErrors, load_desired
 from .model import DeploymentKey, DesiredState, LiveDeployment, Record
 from .objects_apply import ObjectOutcome
@@ -185,6 +186,7 @@ class ApplyHooks:
     on_request: RequestHook | None = None
 
 
+@batch
 async def plan(
     desired: DesiredState,
     target: Target,
@@ -209,6 +211,7 @@ def _no_state_hasher(target: Target) -> Hasher:
     return no_state_hasher(key.reveal() if key is not None else None)
 
 
+@batch
 async def apply(
     desired: DesiredState,
     target: Target,

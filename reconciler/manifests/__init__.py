@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..gcpolicy import batch
 from ..kinds import DesiredObject, ObjectKey
 from ..model import DeploymentKey, DesiredDeployment, DesiredState
 from ..spec import NAME_RE
@@ -53,6 +54,7 @@ def load_text(
     return [d for d in found if isinstance(d, DesiredDeployment)], sorted(errors)
 
 
+@batch
 def load_manifests(
     paths: Sequence[str | os.PathLike[str]],
     *,
