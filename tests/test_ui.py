@@ -374,3 +374,31 @@ async def test_recent_applies_come_from_the_journal_and_survive_a_restart(
     applies = page.text.split("Recent applies", 1)[1]
     assert first_task in applies  # written by the service that ran before this one
     assert "Failed to deploy image &#39;broken/model:1&#39;" in applies
+
+
+@pytest.mark.slow
+async def test_the_overview_names_the_projects_this_replica_holds(
+    tmp_path: Path, folder: Path, sim: BackgroundServer, pg_dsn: str
+) -> None:
+    from reconciler.replicas import ProjectLeases
+
+    (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc"))  # project 1
+    other = ProjectLeases(pg_dsn)
+    assert other.rebalance([1]) == {1}  # another replica holds project 1 first
+    try:
+        async with (
+            serving(tmp_path, folder, sim, state_url=pg_dsn) as served,
+            httpx.AsyncClient() as http,
+        ):
+            page = (await http.get(served.url + "/")).text
+            assert "Projects held by this replica: none" in page
+            other.close()  # it leaves: its lock is gone, this replica takes the project
+            runs = served.service.runs
+            served.service.trigger("test")
+            await served.settled(runs + 1)
+            page = (await http.get(served.url + "/")).text
+            assert "Projects held by this replica: 1<" in page
+            status = (await http.get(served.url + "/api/status")).json()
+            assert status["projects"] == [1]
+    finally:
+        other.close()

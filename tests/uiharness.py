@@ -15,6 +15,7 @@ import uvicorn
 from reconciler.config import ApiSettings, Secret
 from reconciler.engine import Target
 from reconciler.execute import ApplyOptions, PollOptions
+from reconciler.replicas import ProjectLeases
 from reconciler.service import ServeOptions, Service
 from reconciler.simulator import BackgroundServer, Faults, Simulator, SimulatorConfig, Timings
 from reconciler.sources import DirectorySource
@@ -58,15 +59,18 @@ async def serving(
     sim: BackgroundServer,
     ui: UiOptions | None = None,
     listeners: Sequence[Callable[[Service], None]] = (),
+    state_url: str | None = None,
     **options: Any,
 ) -> AsyncIterator[Served]:
+    """`state_url` (a PostgreSQL inventory) makes the service a replica, as `serve` does."""
     settings = ApiSettings(base_url=sim.url, api_key=Secret(API_KEY))
-    target = Target(settings, tmp_path / "state" / "state.db")
+    target = Target(settings, tmp_path / "state" / "state.db", state_url=state_url)
+    leases = ProjectLeases(state_url) if state_url is not None else None
     options.setdefault("interval", 3600)
     options.setdefault("debounce", 0.1)
     options.setdefault("backoff_initial", 30)
     options.setdefault("apply", APPLY)
-    service = Service(DirectorySource(folder), target, ServeOptions(**options))
+    service = Service(DirectorySource(folder), target, ServeOptions(**options), leases=leases)
     service.listeners.extend(listeners)
     app = build_app(service, ui or UiOptions(refresh=0.3, snapshot_ttl=0.2))
     sock = socket.socket()
@@ -86,3 +90,5 @@ async def serving(
         server.should_exit = True
         await asyncio.wait_for(asyncio.gather(loop, http), 15)
         sock.close()
+        if leases is not None:
+            leases.close()

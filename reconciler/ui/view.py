@@ -193,7 +193,7 @@ def overview(service: Service, snap: Snapshot, now: float) -> dict[str, Any]:
             (str(k), failures, max(0, round(until - time.monotonic())))
             for k, (failures, until) in sorted(service.backoff.items())
         ],
-        "projects": sorted(getattr(service, "held_projects", None) or []),
+        "projects": None if service.projects is None else sorted(service.projects),
         "plan_summary": summary,
         "plan_error": snap.plan_error,
         "api_error": snap.api_error,
