@@ -227,6 +227,55 @@ async def test_actions_need_the_token_and_the_csrf_header(
     assert TOKEN not in page.text
 
 
+async def test_sync_all_and_refresh_need_the_token_and_do_what_they_say(
+    tmp_path: Path, folder: Path, sim: BackgroundServer
+) -> None:
+    seed(folder)
+    # a snapshot kept for an hour: only the Refresh action (or a reconcile) reads live state again
+    ui = UiOptions(actions=True, token=Secret(TOKEN), refresh=0.3, snapshot_ttl=3600)
+    async with serving(tmp_path, folder, sim, ui) as served, httpx.AsyncClient() as http:
+        page = await http.get(served.url + "/")
+        csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">', page.text)
+        assert csrf
+        good = {"Authorization": f"Bearer {TOKEN}", "X-CSRF-Token": csrf[1]}
+
+        def sync_of(html: str) -> str:
+            found = re.search(r'data-key="1/alpha-svc"[^>]*data-sync="(\w+)"', html)
+            assert found, html
+            return found[1]
+
+        assert sync_of(page.text) == "Synced"
+        served.sim.simulator.cloud.update(1, "alpha-svc", {"description": "by hand"}, "r")
+
+        for action in ("/ui/actions/sync", "/ui/actions/refresh"):
+            url = served.url + action
+            no_token = await http.post(url, headers={"X-CSRF-Token": csrf[1]})
+            no_csrf = await http.post(url, headers={"Authorization": f"Bearer {TOKEN}"})
+            assert (no_token.status_code, no_csrf.status_code) == (401, 403), action
+        assert served.service.triggers["ui"] == 0
+        cached = (await http.get(served.url + "/")).text
+        assert sync_of(cached) == "Synced"  # the refused Refresh re-read nothing
+
+        refreshed = await http.post(served.url + "/ui/actions/refresh", headers=good)
+        assert refreshed.status_code == 200
+        assert served.service.triggers["ui"] == 0  # re-reading live state applies nothing
+        assert sync_of((await http.get(served.url + "/")).text) == "OutOfSync"
+
+        stuck = [DeploymentKey(1, "alpha-svc"), DeploymentKey(1, "bad-svc")]
+        for key in stuck:
+            served.service.backoff[key] = (3, 1e12)
+        runs = served.service.runs
+        queued = await http.post(served.url + "/ui/actions/sync", headers=good)
+        assert queued.status_code == 202 and queued.json() == {"queued": True}
+        await served.settled(runs + 1)
+        assert served.service.triggers["ui"] == 1
+        # every backoff was ended: alpha-svc converged, bad-svc failed once more, from the start
+        assert stuck[0] not in served.service.backoff
+        assert served.service.backoff[stuck[1]][0] == 1
+        assert served.live("alpha-svc") is not None
+        assert (served.live("alpha-svc") or {})["description"] != "by hand"  # drift corrected
+
+
 async def test_a_degraded_deployment_shows_its_log_lines_and_task_states(
     tmp_path: Path, folder: Path
 ) -> None:
