@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from .model import DeploymentStatus, LiveDeployment
+from .textsafe import escape
 
 
 class Health(StrEnum):
@@ -66,7 +67,7 @@ def readiness(live: LiveDeployment | None) -> tuple[int, int]:
 
 def degraded_message(live: LiveDeployment) -> str:
     errors = [
-        f"region {c.region_id}: {c.error_message}"
+        f"region {c.region_id}: {escape(c.error_message)}"
         for c in live.containers_status
         if c.error_message
     ]

@@ -13,6 +13,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ReconcilerError
+from ..textsafe import escape
 from .common import Subparsers, add_target_flags
 from .inventory import (
     NotOwned,
@@ -274,7 +275,7 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     if found is not None and found.containers_status:
         lines.append("Containers:")
         for c in found.containers_status:
-            error = f"  error: {redact(c.error_message)}" if c.error_message else ""
+            error = f"  error: {redact(escape(c.error_message))}" if c.error_message else ""
             lines.append(f"  region {c.region_id}: {c.ready}/{c.total} ready{error}")
     if tasks:
         lines.append("Last tasks:")
@@ -323,5 +324,5 @@ async def _task_line(api: ApiClient, task_id: str, action: str, when: str) -> st
         return f"{task_id}  -  {action} at {when}  (no longer kept by the API)"
     except ApiError as exc:
         return f"{task_id}  ?  {action} at {when}  (cannot read it: {exc})"
-    error = f"  error: {task.error}" if task.error else ""
+    error = f"  error: {escape(task.error)}" if task.error else ""
     return f"{task_id}  {task.state}  {action} at {when}{error}"

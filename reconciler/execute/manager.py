@@ -21,6 +21,7 @@ from ..errors import ApiError
 from ..model import DeploymentKey, DesiredDeployment, RecordOutcome
 from ..plan import Action, Change, Plan
 from ..state import StateStore
+from ..textsafe import escape
 from .adopt import adopt
 from .context import Attempt, Context
 from .create import create
@@ -131,6 +132,7 @@ class Executor:
         except Exception as exc:  # a bug in one action must not lose the others' outcomes
             log.exception("%s of %s failed unexpectedly", change.action.value, change.key)
             result, error = Result.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+        error = escape(error)  # the API's words (a task's error, a refusal) may hold anything
         if result is not Result.CONVERGED and change.action is not Action.DELETE:
             error = await with_logs(ctx, change.key, error)
         error = ctx.redact(error)

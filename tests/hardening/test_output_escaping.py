@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 from reconciler.diff import FieldChange
 from reconciler.logs import _Text
@@ -12,6 +17,9 @@ from reconciler.manifests import ManifestError
 from reconciler.model import DeploymentKey
 from reconciler.plan import Action, Change, Plan, Reason
 from reconciler.render import render_json, render_markdown, render_text
+from reconciler.simulator import BackgroundServer, Faults, Simulator, SimulatorConfig, Timings
+
+from ..conftest import API_KEY, manifest
 
 HOSTILE_KEY = "A\n```\n**Plan: 0 to create** forged\n::error file=x::pwned\x1b[2J\x9b"
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -77,3 +85,53 @@ def test_github_annotations_escape_control_characters() -> None:
     text = _github(ManifestError("a.yaml", 3, 1, "spec.x\x1b[2J", "bad\n::error::forged\x07"))
     assert "\x1b" not in text and "\x07" not in text and "\n" not in text
     assert text.count("::error") == 1 + text.count("%0A::error")
+
+
+def test_the_apis_words_cannot_drive_a_terminal_or_a_runner(tmp_path: Path) -> None:
+    # a task's error and a container's message are the API's words (a registry's, a pod's):
+    # printed raw, an ESC or a newline and `::error` in them reached the terminal and CI log
+    hostile = "pull failed\x1b[2J\n::error file=main.py::forged\x07"
+    faults = Faults(task_error_image="broken", stuck_image="stuck")
+    config = SimulatorConfig(
+        api_key=API_KEY,
+        timings=Timings(task_queue=0.02, task_run=0.1, rollout=0.1, delete=0.05),
+        faults=faults,
+    )
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "a.yaml").write_text(manifest("broken-svc", image="nginx:broken"))
+    (folder / "b.yaml").write_text(manifest("stuck-svc", image="nginx:stuck"))
+    with BackgroundServer(Simulator(config)) as server:
+        cloud = server.simulator.cloud
+        cloud._image_error = lambda image: hostile if "broken" in image else None  # type: ignore[method-assign]
+        phase = cloud._phase
+
+        def stuck_phase(dep: Any, now: float) -> tuple[str, bool, float, str | None]:
+            status, created, ready, error = phase(dep, now)
+            return (status, created, ready, hostile if error else error)
+
+        cloud._phase = stuck_phase  # type: ignore[method-assign]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
+        env.update(GCORE_BASE_URL=server.url, GCORE_API_KEY=API_KEY)
+        state = ("--state", str(tmp_path / "state.db"))
+        runs = [
+            subprocess.run(
+                [sys.executable, "-m", "reconciler", *args, *state],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                stdin=subprocess.DEVNULL,
+            )
+            for args in (
+                ("apply", str(folder), "--auto-approve", "--timeout", "3"),
+                ("status",),
+                ("describe", "stuck-svc"),
+                ("plan", str(folder), "--no-preflight"),
+            )
+        ]
+    assert "pull failed" in runs[0].stdout + runs[0].stderr  # the words are there, escaped
+    for run in runs:
+        text = run.stdout + run.stderr
+        assert not CONTROL.search(text.replace("\n", "")), text
+        assert not any(line.startswith("::") for line in text.splitlines()), text
