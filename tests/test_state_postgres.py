@@ -133,3 +133,51 @@ def test_plan_apply_status_on_postgresql_never_print_the_password(
     assert "svc-a" in out and "cannot connect" in err
     assert PASSWORD not in out + err
     assert not list(tmp_path.glob(".reconciler/*.db"))  # no state file: the state is in PG
+
+
+async def test_a_replicas_pages_metrics_and_logs_never_show_the_password(
+    pg_server: str, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`serve` on a PostgreSQL inventory, first working, then refused by the database: neither
+    its answers nor its log lines carry the URL's password."""
+    import logging
+
+    import httpx
+    import psycopg
+
+    from tests.conftest import manifest
+    from tests.pgserver import with_database
+    from tests.uiharness import serving, sim_server
+
+    caplog.set_level(logging.DEBUG)
+    unique = uuid.uuid4().hex[:12]
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE app_{unique} LOGIN PASSWORD '{PASSWORD}'")
+        conn.execute(f"CREATE DATABASE inv_{unique} OWNER app_{unique}")
+    url = with_database(pg_server, f"inv_{unique}").replace(
+        "postgres@", f"app_{unique}:{PASSWORD}@"
+    )
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "a.yaml").write_text(manifest("svc-a"))
+    paths = ("/api/status", "/", "/deployments/1/svc-a", "/plan", "/metrics", "/readyz")
+    bodies: list[str] = []
+    with sim_server() as sim:
+        async with (
+            serving(tmp_path, folder, sim, state_url=url) as served,
+            httpx.AsyncClient() as http,
+        ):
+            assert served.service.last is not None and served.service.last.result == "ok"
+            bodies += [(await http.get(served.url + path)).text for path in paths]
+            with psycopg.connect(pg_server, autocommit=True) as conn:
+                conn.execute(f"ALTER ROLE app_{unique} NOLOGIN")  # new connections refused
+            runs = served.service.runs
+            served.service.trigger("test")
+            await served.settled(runs + 1)
+            assert served.service.last.result == "error"
+            bodies += [(await http.get(served.url + path)).text for path in paths]
+    status = bodies[len(paths)]
+    assert f"app_{unique}:***@" in status and "not permitted to log in" in status
+    for body in bodies:
+        assert PASSWORD not in body
+    assert "not permitted to log in" in caplog.text and PASSWORD not in caplog.text
