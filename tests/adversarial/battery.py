@@ -9,8 +9,10 @@ exits 0; and, either way, no output carries a raw control character, a line a CI
 take as a command (`::`), or a canary secret.
 
 `python -m tests.adversarial.battery` prints the counts (held / tracebacks / hangs / wrongly
-accepted / wrongly refused / misplaced / unsafe output); with PYTHONPATH pointing at another
-checkout it measures that one.
+accepted / wrongly refused / misplaced / unsafe output) for the checkout it runs in. To measure
+another checkout (an older revision), copy this `tests/` folder into it and run the module from
+there: `python -m` puts the working folder first on the path, ahead of PYTHONPATH, so pointing
+PYTHONPATH at the other checkout would measure this one again.
 """
 
 from __future__ import annotations
