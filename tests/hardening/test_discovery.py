@@ -37,7 +37,11 @@ def tree() -> Iterator[Path]:
 
 
 def validate(*paths: Path, unprivileged: bool = False) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "reconciler", "validate", *map(str, paths)]
+    return cli("validate", *map(str, paths), unprivileged=unprivileged)
+
+
+def cli(*args: str, unprivileged: bool = False) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "reconciler", *args]
     if unprivileged and os.geteuid() == 0:
         # Root reads anything: drop the two capabilities that bypass file permissions (it stays
         # root, so the interpreter and the project, wherever they are installed, still load).
@@ -100,3 +104,24 @@ def test_a_folder_symlink_loop_is_a_located_error(tree: Path) -> None:
     (tree / "x.yaml").symlink_to(tree / "x")
     _, errors = load_manifests([tree])
     assert f"{tree}/x.yaml:1:1: cannot follow: symlink loop" in [str(e) for e in errors]
+
+
+def test_prune_never_runs_past_an_unreadable_folder(tree: Path) -> None:
+    # the data-loss path: a folder skipped silently made its deployments orphans, and --prune
+    # deleted them
+    team = tree / "team-b"
+    team.mkdir()
+    (team / "beta.yaml").write_text(manifest("beta-svc"))
+    state = ("--simulate", "--state", str(tree / ".state" / "state.db"))
+    applied = cli("apply", str(tree), "--auto-approve", *state)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    team.chmod(0o000)
+    for command in ("plan", "apply"):
+        extra = ("--auto-approve",) if command == "apply" else ()
+        run = cli(command, str(tree), "--prune", *extra, *state, unprivileged=True)
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert f"{team}:1:1: cannot read folder: Permission denied" in run.stdout + run.stderr
+        assert "delete" not in run.stdout
+    team.chmod(0o755)
+    final = cli("plan", str(tree), "--prune", "--detailed-exitcode", *state)
+    assert final.returncode == 0, final.stdout + final.stderr  # beta-svc is still there
