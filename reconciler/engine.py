@@ -116,6 +116,7 @@ async def plan_against(
         prune=options.prune and not options.targets,  # --target narrows to deployments
         allow_empty=options.allow_empty,
         fingerprint_hasher=fingerprint_hasher,
+        share=store.projects if isinstance(store, ScopedStore) else None,
     )
     if catalog is not None:
         acting = frozenset(c.key for c in plan.changes if c.action.mutates)

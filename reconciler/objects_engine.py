@@ -110,11 +110,17 @@ async def with_objects(
     prune: bool,
     allow_empty: bool,
     fingerprint_hasher: Hasher | None = None,
+    share: frozenset[int] | None = None,
 ) -> Plan:
-    """`plan` with the object actions, after checking references and deletes (PlanError)."""
+    """`plan` with the object actions, after checking references and deletes (PlanError).
+
+    With `share` (the projects a service replica holds), the records of other projects are left
+    out: they belong to another replica's plan, not orphans of this one."""
     if _open(state_path) is None and desired.objects:
         raise PlanError(NO_OBJECT_STATE)
     records = _records(state_path)
+    if share is not None:
+        records = {k: r for k, r in records.items() if k.project_id in share}
     projects = {o.key.project_id for o in desired.objects} | {k.project_id for k in records}
     projects |= {d.key.project_id for d in desired} | {k.project_id for k in live}
     live_objects = await fetch_live_objects(api, projects)

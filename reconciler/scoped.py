@@ -3,7 +3,9 @@
 Replicas on one PostgreSQL inventory split the work by project (`replicas.py`). A replica's
 apply must neither plan nor resume anything of a project another replica holds, so it works
 through this view: records and unfinished journal entries of other projects are invisible
-(never pruned, never resumed); writes and the lock pass through unchanged.
+(never pruned, never resumed); writes and the lock pass through unchanged. Credentials,
+secrets and API keys are recorded apart (`state.objects`): they open from `whole`, and the plan
+limits them to `projects` too (`objects_engine.with_objects`, its `share`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ class ScopedStore:
     def __init__(self, store: StateStore, projects: frozenset[int]) -> None:
         self._store = store
         self.projects = projects
+
+    @property
+    def whole(self) -> StateStore:
+        """The store this view limits (what object records open from)."""
+        return self._store
 
     def records(self) -> dict[DeploymentKey, Record]:
         return {k: r for k, r in self._store.records().items() if k.project_id in self.projects}

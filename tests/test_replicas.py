@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -144,3 +145,59 @@ def test_a_due_mark_reaches_the_holder_only(pg_dsn: str, leases: list[ProjectLea
     assert other.take_due() == set()
     assert holder.take_due() == {13}
     assert holder.take_due() == set()  # consumed once
+
+
+OBJECT_MANIFESTS = """\
+apiVersion: reconciler/v1
+kind: InferenceApiKey
+metadata: {{name: team-{p}-key, project_id: {p}}}
+spec: {{description: clients of project {p}}}
+---
+apiVersion: reconciler/v1
+kind: InferenceDeployment
+metadata: {{name: svc-{p}, project_id: {p}}}
+spec:
+  image: nginx:latest
+  flavor_name: {flavor}
+  listening_port: 80
+  api_keys: [team-{p}-key]
+  containers: [{{region_id: 1, scale: {{min: 1, max: 1}}}}]
+"""
+
+
+@pytest.mark.slow
+async def test_a_replica_with_prune_leaves_the_objects_of_projects_it_does_not_hold(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """A replica plans only its own projects' deployments; their credentials, secrets and API
+    keys too: another project's recorded objects are not orphans of its manifest share."""
+    from tests.conftest import FLAVOR
+    from tests.uiharness import serving, sim_server
+
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    for p in (1, 2):
+        (folder / f"p{p}.yaml").write_text(OBJECT_MANIFESTS.format(p=p, flavor=FLAVOR))
+    other: ProjectLeases | None = None
+    with sim_server() as sim:
+        async with serving(tmp_path, folder, sim, state_url=pg_dsn, prune=True) as served:
+            objects = sim.simulator.cloud.objects
+            assert served.service.projects == {1, 2}  # alone: it holds both, applies both
+            assert all(objects.exists("api_keys", p, f"team-{p}-key") for p in (1, 2))
+            other = ProjectLeases(pg_dsn)  # a second replica joins
+            for _ in range(2):  # this one gives up a project, the other takes it
+                runs = served.service.runs
+                served.service.trigger("test")
+                await served.settled(runs + 1)
+                other.rebalance([1, 2])
+            assert len(served.service.projects or ()) == 1 and len(other.held) == 1
+            runs = served.service.runs
+            served.service.trigger("test")  # a reconcile of its share alone, with --prune
+            await served.settled(runs + 1)
+            assert served.service.last is not None
+            assert served.service.last.result == "ok", served.service.last.errors
+            [gone] = other.held
+            assert objects.exists("api_keys", gone, f"team-{gone}-key")
+            assert (gone, f"svc-{gone}") in sim.simulator.cloud.deployments
+    if other is not None:
+        other.close()

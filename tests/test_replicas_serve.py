@@ -86,6 +86,7 @@ def test_three_replicas_share_projects_and_take_over_a_killed_one(
             (manifests / f"p{project}-{n}.yaml").write_text(_manifest(project, n))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
     env.update(GCORE_BASE_URL=server.url, GCORE_API_KEY=API_KEY, RECONCILER_STATE=pg_dsn)
+    env["PYTHONPATH"] = str(Path(__file__).parent.parent)  # this checkout, run from tmp_path
     ports = [_free_port() for _ in range(3)]
     replicas = []
     logs = [open(tmp_path / f"r{i}.log", "w") for i in range(3)]  # noqa: SIM115  # closed below
@@ -223,6 +224,7 @@ def test_a_webhook_to_any_replica_reaches_the_projects_holder(
     git(repo, "commit", "-q", "-m", "first")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
     env.update(GCORE_BASE_URL=server.url, GCORE_API_KEY=API_KEY, RECONCILER_STATE=pg_dsn)
+    env["PYTHONPATH"] = str(Path(__file__).parent.parent)  # this checkout, run from tmp_path
     env.update(RECONCILER_WEBHOOK_SECRET=SECRET)
     ports = [_free_port() for _ in range(3)]
     logs = [open(tmp_path / f"r{i}.log", "w") for i in range(3)]  # noqa: SIM115  # closed below

@@ -49,7 +49,9 @@ def open_object_records(source: object) -> ObjectRecordStore | None:
 
 def object_state_path(store: object) -> Path | PostgresStateStore | None:
     """What object records open from: a SQLite state file's path, the PostgreSQL store itself,
-    or None for a store that cannot hold them."""
+    or None for a store that cannot hold them. A replica's view (`ScopedStore`) opens them from
+    the store it limits."""
+    store = getattr(store, "whole", store)
     path = getattr(store, "path", None)
     if isinstance(path, Path):
         return path
