@@ -85,20 +85,39 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 
     from ..api.objects import InferenceObjects
     from ..engine import Target, connect
+    from ..errors import ApiError
+    from ..model import DeploymentKey, LiveDeployment
+    from ..redact import Redactor, live_redactor
+    from .inventory import records_at
 
     target = Target.from_env(state=args.state, simulate=args.simulate)
     project = _project(args, target)
+    record = records_at(args.state).get(DeploymentKey(project, args.name))
 
     async def run() -> None:
         async with connect(target) as api:
             objects = InferenceObjects(api)
+            # pods print what they were given (a pulled image, their envs): what the API holds
+            # of the deployment's secrets (envs; an owned one's sensitive fields) stays hidden
+            redact = Redactor()
+            try:
+                answer = await api.get_deployment(project, args.name)
+                live = LiveDeployment.from_answer(project, answer.model_dump(mode="json"))
+                paths = record.sensitive_paths if record is not None else frozenset()
+                redact = live_redactor(live.spec_view, paths)
+            except ApiError:
+                pass  # the logs may still be there; they say what they say
 
             async def fetch() -> list[LogLine]:
                 return await objects.logs(project, args.name, region_id=args.region, tail=args.tail)
 
             rounds = None if args.follow else 1
             await follow_logs(
-                fetch, print, sleep=asyncio.sleep, interval=args.interval, rounds=rounds
+                fetch,
+                lambda line: print(redact(line)),
+                sleep=asyncio.sleep,
+                interval=args.interval,
+                rounds=rounds,
             )
 
     try:

@@ -157,6 +157,7 @@ def test_no_canary_in_what_the_api_says_about_a_failed_rollout(tmp_path: Path) -
             ("get", "-o", "json"),
             ("describe", "failing-svc"),
             ("describe", "stuck-svc"),
+            ("logs", "stuck-svc", "--project", "1"),
         ):  # these read the state and the API, not the manifests
             run = cli(server, tmp_path, *command)
             assert run.returncode == 0, run.stderr
