@@ -37,6 +37,7 @@ from .objects_engine import (
     ObjectStatusRow,
     object_state_path,
     object_status,
+    recorded_object_projects,
     secrets_dir_for,
     with_objects,
 )
@@ -295,9 +296,10 @@ def unfinished(target: Target) -> list[Entry]:
 
 
 def recorded_projects(target: Target) -> frozenset[int]:
-    """The projects the inventory holds records of."""
+    """The projects the inventory holds records of: deployments, credentials, secrets, keys."""
     with open_state(target) as store:
-        return frozenset(k.project_id for k in store.records())
+        deployments = frozenset(k.project_id for k in store.records())
+        return deployments | recorded_object_projects(object_state_path(store))
 
 
 # -- status ----------------------------------------------------------------------------------

@@ -55,6 +55,11 @@ def _records(state_path: object | None) -> dict[ObjectKey, ObjectRecord]:
         store.close()
 
 
+def recorded_object_projects(state_path: object | None) -> frozenset[int]:
+    """The projects of every recorded credential, secret and API key."""
+    return frozenset(k.project_id for k in _records(state_path))
+
+
 def secrets_dir_for(state_path: Path) -> Path:
     """`secrets/` beside a state file; under the working directory for a database URL."""
     if "://" in str(state_path):

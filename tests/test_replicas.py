@@ -201,3 +201,31 @@ async def test_a_replica_with_prune_leaves_the_objects_of_projects_it_does_not_h
             assert (gone, f"svc-{gone}") in sim.simulator.cloud.deployments
     if other is not None:
         other.close()
+
+
+@pytest.mark.slow
+async def test_a_project_left_with_only_recorded_objects_still_gets_its_prune(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """The projects replicas share include those of recorded credentials, secrets and API keys:
+    a project whose last manifest (an API key) was removed still has a holder to prune it."""
+    from tests.conftest import FLAVOR
+    from tests.uiharness import serving, sim_server
+
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "p1.yaml").write_text(OBJECT_MANIFESTS.format(p=1, flavor=FLAVOR))
+    (folder / "p3.yaml").write_text(OBJECT_MANIFESTS.split("---")[0].format(p=3))
+    with sim_server() as sim:
+        async with serving(tmp_path, folder, sim, state_url=pg_dsn, prune=True) as served:
+            objects = sim.simulator.cloud.objects
+            assert served.service.projects == {1, 3}
+            assert objects.exists("api_keys", 3, "team-3-key")
+            (folder / "p3.yaml").unlink()
+            runs = served.service.runs
+            served.service.trigger("test")
+            await served.settled(runs + 1)
+            assert served.service.last is not None
+            assert served.service.last.result == "ok", served.service.last.errors
+            assert not objects.exists("api_keys", 3, "team-3-key")
+            assert objects.exists("api_keys", 1, "team-1-key")
