@@ -4,7 +4,9 @@ Like `kubectl apply`, a field is compared only if the manifest sets it, or if th
 record set it and the manifest no longer does (then it goes back to the API's default). Fields
 the server fills in by itself never show up.
 
-In three steps:
+First a shortcut (`reconciler.insync`): when the answer already shows every value the manifest
+sets, as is, and the record sets nothing the manifest dropped, there is no change. Otherwise, in
+three steps:
 1. normal form (`reconciler.normal`): both sides in one shape, `null` as the API's default,
    `command` joined, containers keyed by `region_id`, `api_keys` as a set, a disabled probe as
    none; fields the record set and the manifest dropped are added at their defaults;
@@ -28,6 +30,7 @@ from typing import Any
 
 from deepdiff import DeepDiff
 
+from .insync import in_sync
 from .model import SpecPath
 from .normal import ATOMIC_MAPS, UNKNOWN, Schema, child, default_at, normal_answer, normal_body
 
@@ -256,17 +259,41 @@ def diff(
     last_applied: Mapping[str, Any] | None = None,
     record_sensitive: frozenset[SpecPath] = frozenset(),
     hasher: Hasher | None = None,
+    recorded_as_is: bool = False,
 ) -> list[FieldChange]:
     """The fields in which `live` (an answer's spec view) differs from `desired` (a request body).
 
     `last_applied` (with its own sensitive paths, hashed with `hasher`) adds the fields the
-    manifest used to set and no longer does.
+    manifest used to set and no longer does. `recorded_as_is` says that `last_applied` is this
+    very manifest, hashed (so it sets no field the manifest dropped): the caller knows it.
     """
+    if in_sync(desired, live, None if recorded_as_is else last_applied):
+        return []  # the answer shows every value the manifest sets, as is (`reconciler.insync`)
+    return full_diff(
+        desired,
+        live,
+        sensitive=sensitive,
+        last_applied=last_applied,
+        record_sensitive=record_sensitive,
+        hasher=hasher,
+    )
+
+
+def full_diff(
+    desired: Mapping[str, Any],
+    live: Mapping[str, Any],
+    *,
+    sensitive: frozenset[SpecPath] = frozenset(),
+    last_applied: Mapping[str, Any] | None = None,
+    record_sensitive: frozenset[SpecPath] = frozenset(),
+    hasher: Hasher | None = None,
+) -> list[FieldChange]:
+    """`diff` without the shortcut: both sides in normal form, projected, compared."""
     found = normal_answer(live)
     want = _wanted(desired, last_applied, found)
     seen = _project(want, found, (), hasher)
     if seen == want:
-        return []  # the fast path: most deployments, most of the time
+        return []
     return _changes(seen, want, _Sensitivity(desired, last_applied, sensitive, record_sensitive))
 
 

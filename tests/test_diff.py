@@ -6,11 +6,21 @@ import hashlib
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from reconciler import patch
-from reconciler.diff import SENSITIVE, FieldChange, creation, diff, hashed, patch_fields
+from reconciler.diff import (
+    SENSITIVE,
+    FieldChange,
+    creation,
+    diff,
+    full_diff,
+    hashed,
+    patch_fields,
+)
+from reconciler.insync import in_sync
 from reconciler.model import LiveDeployment
 from reconciler.simulator import Cloud, SimulatorConfig
 from reconciler.simulator.objects import StoredObject, references
@@ -335,3 +345,71 @@ def test_a_disabled_probe_is_no_probe() -> None:
     last = {**BASE, "probes": {"liveness_probe": probe}}
     assert diff(BASE, live, last_applied=last) == []  # removed, and disabled: done
     assert paths(diff(BASE, live_of(last), last_applied=last)) == ["probes.liveness_probe"]
+
+
+# -- the shortcut (reconciler.insync) never disagrees with the full diff ------------------------
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(before=specs(), after=specs(), merge=st.booleans(), sparse=st.booleans())
+def test_the_shortcut_agrees_with_the_full_diff(
+    before: dict[str, Any], after: dict[str, Any], merge: bool, sparse: bool
+) -> None:
+    last = DeploymentSpec.model_validate(before).body()
+    desired = DeploymentSpec.model_validate(after).body()
+    cloud = new_cloud(last, desired, patch_merge=merge, sparse_answers=sparse)
+    as_is = hashed(desired, [], hasher)  # the record of applying this very manifest
+    for live in (cloud_view(cloud), live_of(desired), live_of(last)):
+        for record in (None, last, desired, as_is):
+            if in_sync(desired, live, record):
+                assert full_diff(desired, live, last_applied=record, hasher=hasher) == []
+            assert diff(desired, live, last_applied=record, hasher=hasher) == full_diff(
+                desired, live, last_applied=record, hasher=hasher
+            )
+        assert diff(
+            desired, live, last_applied=as_is, hasher=hasher, recorded_as_is=True
+        ) == full_diff(desired, live, last_applied=as_is, hasher=hasher)
+
+
+def test_the_shortcut_takes_the_usual_in_sync_answer() -> None:
+    live = live_of(BASE)
+    assert in_sync(BASE, live, BASE)
+    assert in_sync(BASE, live, None)
+
+
+@pytest.mark.parametrize(
+    ("desired", "live", "last"),
+    [
+        ({**BASE, "timeout": 120}, {**live_of(BASE), "timeout": None}, None),  # null: default
+        ({**BASE, "api_keys": ["k"]}, live_of({**BASE, "api_keys": ["k"]}), None),  # auth rule
+        (BASE, live_of(BASE), {**BASE, "timeout": 30}),  # dropped: goes back to its default
+        ({**BASE, "command": ["a"]}, {**live_of(BASE), "command": ["a"]}, None),  # a list answer
+        ({**BASE, "command": []}, {**live_of(BASE), "command": ""}, None),  # "" is no command
+        (  # a region the manifest no longer names
+            BASE,
+            live_of(
+                {
+                    **BASE,
+                    "containers": [
+                        *BASE["containers"],
+                        {"region_id": 2, "scale": {"min": 0, "max": 1}},
+                    ],
+                }
+            ),
+            None,
+        ),
+        ({**BASE, "envs": {"A": "1"}}, live_of({**BASE, "envs": {"A": "1", "B": "2"}}), None),
+        (
+            {**BASE, "image": "hmac-sha256:" + "0" * 64},
+            {**live_of(BASE), "image": "hmac-sha256:" + "0" * 64},
+            None,
+        ),
+    ],
+)
+def test_the_shortcut_leaves_these_to_the_full_diff(
+    desired: dict[str, Any], live: dict[str, Any], last: dict[str, Any] | None
+) -> None:
+    assert not in_sync(desired, live, last)
+    assert diff(desired, live, last_applied=last, hasher=hasher) == full_diff(
+        desired, live, last_applied=last, hasher=hasher
+    )

@@ -116,6 +116,7 @@ def _spec_change(
             return Change(desired.key, Action.CREATE, Reason.RETRY, changes, source, note=note)
         reason = Reason.NEW if record is None else Reason.DRIFT_MISSING
         return Change(desired.key, Action.CREATE, reason, changes, source)
+    manifest_changed = record is not None and bodies.hashed != record.last_applied
     changes = tuple(
         diff(
             body,
@@ -124,6 +125,7 @@ def _spec_change(
             last_applied=record.last_applied if record else None,
             record_sensitive=record.sensitive_paths if record else frozenset(),
             hasher=hasher,
+            recorded_as_is=record is not None and not manifest_changed,
         )
     )
     fields = patch_fields(changes)
@@ -132,7 +134,6 @@ def _spec_change(
         return Change(desired.key, Action.ADOPT, Reason.ADOPT, changes, source, fields, steps=steps)
     if not changes:
         return Change(desired.key, Action.NOOP, Reason.IN_SYNC, (), source)
-    manifest_changed = bodies.hashed != record.last_applied
     reason = Reason.MANIFEST_CHANGED if manifest_changed else Reason.DRIFT
     return Change(desired.key, Action.UPDATE, reason, changes, source, fields, steps=steps)
 
