@@ -108,6 +108,23 @@ def test_other_shells_get_a_script(shell: str) -> None:
         assert result.stdout.startswith("# zsh completion") and "bashcompinit" in result.stdout
 
 
+def test_import_refuses_a_deployment_another_object_manages(tmp_path: Path) -> None:
+    # a deployment an inference Application made is never adopted: not by a plan, not by import
+    (tmp_path / "manifests").mkdir()
+    shutil.copy(ROOT / "manifests" / "my-instance.yaml", tmp_path / "manifests")
+    assert cli(tmp_path, "apply", "--simulate", "--auto-approve", "manifests/").returncode == 0
+    assert cli(tmp_path, "state", "rm", "my-instance").returncode == 0
+    cloud = tmp_path / ".reconciler" / "simulator.json"
+    data = json.loads(cloud.read_text())
+    for deployment in data["deployments"]:
+        deployment["object_references"] = [{"kind": "AppDeployment", "name": "my-app"}]
+    cloud.write_text(json.dumps(data))
+    refused = cli(tmp_path, "import", "--simulate", "my-instance", "--project", "1")
+    assert refused.returncode == 1, refused.stderr
+    assert "AppDeployment my-app manages it" in refused.stderr
+    assert cli(tmp_path, "get", "--simulate").stdout.startswith("No deployments are owned")
+
+
 def test_import_takes_ownership_and_changes_nothing(tmp_path: Path) -> None:
     (tmp_path / "manifests").mkdir()
     shutil.copy(ROOT / "manifests" / "my-instance.yaml", tmp_path / "manifests")

@@ -159,7 +159,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
     from .. import engine
     from ..errors import NotFoundError
-    from ..model import DeploymentKey, Record, RecordOutcome
+    from ..model import DeploymentKey, LiveDeployment, Record, RecordOutcome
     from .common import target_of
 
     target = target_of(args)
@@ -175,9 +175,14 @@ def _cmd_import(args: argparse.Namespace) -> int:
     async def exists() -> None:
         async with engine.connect(target) as api:
             try:
-                await api.get_deployment(key.project_id, key.name)
+                answer = await api.get_deployment(key.project_id, key.name)
             except NotFoundError:
                 raise NotOwned(f"{key}: no such deployment in the API") from None
+        live = LiveDeployment.from_answer(key.project_id, answer.model_dump(mode="json"))
+        if live.managed_by:
+            raise ReconcilerError(
+                f"{key}: {live.managed_by} manages it; it is never adopted, updated or deleted here"
+            )
 
     asyncio.run(exists())
     with engine.open_state(target) as store:
