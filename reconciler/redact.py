@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .kinds import DesiredObject
@@ -88,6 +88,13 @@ def sensitive_values(desired: DesiredState) -> set[str]:
     return found
 
 
+def _plain(value: Any) -> Any:
+    """`value` as plain dicts, lists and scalars (a live view may hold read-only mappings)."""
+    return json.loads(
+        json.dumps(value, default=lambda o: dict(o) if isinstance(o, Mapping) else str(o))
+    )
+
+
 def _mapped(value: Any, redact: Redactor) -> Any:
     if isinstance(value, str):
         return redact(value)
@@ -101,7 +108,7 @@ def _mapped(value: Any, redact: Redactor) -> Any:
 def live_redactor(view: Any, sensitive_paths: Iterable[SpecPath]) -> Redactor:
     """What the API holds of the secrets it was sent (the live values at a record's sensitive
     paths, and every `envs` value), to take out of whatever it says about that deployment."""
-    view = json.loads(json.dumps(view, default=dict))  # plain dicts and lists, read-only or not
+    view = _plain(view)  # plain dicts and lists, read-only or not
     found: set[str] = set()
     for path in sensitive_paths:
         found.update(_leaves(_at(view, path)))
@@ -113,7 +120,7 @@ def live_redactor(view: Any, sensitive_paths: Iterable[SpecPath]) -> Redactor:
 
 def shown_live(view: Any, redact: Redactor) -> Any:
     """A live spec view fit to print: every `envs` value and every secret it holds hidden."""
-    shown = _mapped(json.loads(json.dumps(view, default=dict)), redact)
+    shown = _mapped(_plain(view), redact)
     if isinstance(shown, dict) and isinstance(shown.get("envs"), dict):
         shown["envs"] = dict.fromkeys(shown["envs"], SENSITIVE)
     return shown
