@@ -4,8 +4,9 @@ import asyncio
 import os
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -17,6 +18,9 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [_ROOT, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
 )
+
+if TYPE_CHECKING:
+    from .uiharness import Starter
 
 API_KEY = "test-key-0123456789"
 FLAVOR = "inference-16vcpu-232gib-1xh100-80gb"
@@ -117,6 +121,37 @@ def simulator(clock: ManualClock) -> Simulator:
 def server(simulator: Simulator) -> Iterator[BackgroundServer]:
     with BackgroundServer(simulator) as srv:
         yield srv
+
+
+# -- the service against the simulator over HTTP (tests/uiharness.py) -------------------------
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """An empty manifests folder."""
+    path = tmp_path / "manifests"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def sim() -> Iterator[BackgroundServer]:
+    """The simulator over HTTP on quick timings; `broken/` images fail their task, `stuck/`
+    images never become ready."""
+    from .uiharness import sim_server
+
+    with sim_server(task_error_image="^broken/", stuck_image="^stuck/") as server:
+        yield server
+
+
+@pytest.fixture
+async def start(tmp_path: Path) -> AsyncIterator[Starter]:
+    """`await start(source, sim, **serve_options)` runs a service until the test ends."""
+    from .uiharness import Starter
+
+    starter = Starter(tmp_path)
+    yield starter
+    await starter.stop()
 
 
 # -- PostgreSQL --------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,22 +13,9 @@ from reconciler.notify import Event, Kind, Notifier, NotifyOptions
 
 from .conftest import eventually, manifest
 from .receiver import Receiver
-from .uiharness import BackgroundServer, Served, serving, sim_server
+from .uiharness import BackgroundServer, Served, serving
 
 QUICK = NotifyOptions(attempts=3, backoff=0.01, timeout=5)
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    path = tmp_path / "manifests"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def sim() -> Iterator[BackgroundServer]:
-    with sim_server(task_error_image="^broken/") as server:
-        yield server
 
 
 async def delivered(notifier: Notifier) -> None:

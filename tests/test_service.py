@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,76 +15,17 @@ import pytest
 
 from reconciler.config import ApiSettings, Secret
 from reconciler.engine import Target
-from reconciler.execute import ApplyOptions, PollOptions
 from reconciler.model import DeploymentKey
 from reconciler.service import ServeOptions, Service
-from reconciler.simulator import BackgroundServer, Faults, Simulator, SimulatorConfig, Timings
-from reconciler.sources import DirectorySource, GitSource, Source
+from reconciler.simulator import BackgroundServer, Simulator, SimulatorConfig
+from reconciler.sources import DirectorySource, GitSource
 from reconciler.web import build_app
 
 from .conftest import API_KEY, eventually, manifest
 from .fakes import FakeTime
+from .uiharness import FAST, SECRET, Running, Starter, sim_server
 
-FAST = Timings(task_queue=0.02, task_run=0.1, rollout=0.1, delete=0.05)
-APPLY = ApplyOptions(timeout=10, poll=PollOptions(initial=0.03, cap=0.1))
-SECRET = "webhook-secret"
-
-
-def sim_server(**faults: Any) -> BackgroundServer:
-    sim = Simulator(SimulatorConfig(api_key=API_KEY, timings=FAST, faults=Faults(**faults)))
-    return BackgroundServer(sim)
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    path = tmp_path / "manifests"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def sim() -> Iterator[BackgroundServer]:
-    with sim_server() as server:
-        yield server
-
-
-class Running:
-    def __init__(self, service: Service, server: BackgroundServer) -> None:
-        self.service = service
-        self.cloud = server.simulator.cloud
-
-    def live(self, name: str) -> dict[str, Any] | None:
-        dep = self.cloud.deployments.get((1, name))
-        return self.cloud.view(dep) if dep else None
-
-    def status_is(self, name: str, status: str) -> Callable[[], bool]:
-        return lambda: (self.live(name) or {}).get("status") == status
-
-
-@pytest.fixture
-async def start(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    stops: list[asyncio.Event] = []
-    tasks: list[asyncio.Task[None]] = []
-
-    async def starter(source: Source, server: BackgroundServer, **options: Any) -> Running:
-        settings = ApiSettings(base_url=server.url, api_key=Secret(API_KEY))
-        target = Target(settings, tmp_path / "state" / "state.db")
-        options.setdefault("interval", 3600)
-        options.setdefault("debounce", 0.1)
-        options.setdefault("backoff_initial", 0.2)
-        service = Service(
-            source, target, ServeOptions(apply=APPLY, **options), webhook_secret=SECRET
-        )
-        stop = asyncio.Event()
-        stops.append(stop)
-        tasks.append(asyncio.create_task(service.run(stop)))
-        await eventually(lambda: service.runs >= 1 and service.running_since is None)
-        return Running(service, server)
-
-    yield starter
-    for stop in stops:
-        stop.set()
-    await asyncio.wait_for(asyncio.gather(*tasks), 15)
+APPLY = Starter.APPLY
 
 
 # -- file events -------------------------------------------------------------------------------

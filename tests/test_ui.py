@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,19 +22,6 @@ from .conftest import FLAVOR, manifest
 from .uiharness import APPLY, TOKEN, BackgroundServer, serving, sim_server
 
 EVIL = "<script>alert(1)</script>"
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    path = tmp_path / "manifests"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def sim() -> Iterator[BackgroundServer]:
-    with sim_server(task_error_image="^broken/") as server:
-        yield server
 
 
 class _Scripts(HTMLParser):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from reconciler.config import Secret
 from reconciler.ui import UiOptions
 
 from .conftest import manifest
-from .uiharness import TOKEN, BackgroundServer, serving, sim_server
+from .uiharness import TOKEN, BackgroundServer, serving
 
 pytestmark = pytest.mark.slow
 
@@ -52,19 +52,6 @@ async def browser() -> AsyncIterator[Any]:
             yield launched
         finally:
             await launched.close()
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    path = tmp_path / "manifests"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def sim() -> Iterator[BackgroundServer]:
-    with sim_server(task_error_image="^broken/", stuck_image="^stuck/") as server:
-        yield server
 
 
 def seed(folder: Path) -> None:

@@ -1,4 +1,9 @@
-"""A running service with its web page on a real loopback port, against the simulator over HTTP."""
+"""The service tests' shared harness, against the simulator over real HTTP on loopback.
+
+`serving()` runs the service with its web page on a loopback port; `Starter` (the `start`
+fixture in conftest.py) runs services without a page and stops them after the test. The `sim`
+and `folder` fixtures are in conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from reconciler.execute import ApplyOptions, PollOptions
 from reconciler.replicas import ProjectLeases
 from reconciler.service import ServeOptions, Service
 from reconciler.simulator import BackgroundServer, Faults, Simulator, SimulatorConfig, Timings
-from reconciler.sources import DirectorySource
+from reconciler.sources import DirectorySource, Source
 from reconciler.ui import UiOptions
 from reconciler.web import _Server, build_app
 
@@ -27,11 +32,59 @@ from .conftest import API_KEY, eventually
 FAST = Timings(task_queue=0.02, task_run=0.1, rollout=0.1, delete=0.05)
 APPLY = ApplyOptions(timeout=5, poll=PollOptions(initial=0.03, cap=0.1))
 TOKEN = "ui-token-abcdef0123456789"
+SECRET = "webhook-secret"
 
 
 def sim_server(**faults: Any) -> BackgroundServer:
     sim = Simulator(SimulatorConfig(api_key=API_KEY, timings=FAST, faults=Faults(**faults)))
     return BackgroundServer(sim)
+
+
+class Running:
+    """A service started by `Starter`, and what the simulator holds live."""
+
+    def __init__(self, service: Service, server: BackgroundServer) -> None:
+        self.service = service
+        self.cloud = server.simulator.cloud
+
+    def live(self, name: str) -> dict[str, Any] | None:
+        dep = self.cloud.deployments.get((1, name))
+        return self.cloud.view(dep) if dep else None
+
+    def status_is(self, name: str, status: str) -> Callable[[], bool]:
+        return lambda: (self.live(name) or {}).get("status") == status
+
+
+class Starter:
+    """Starts services (no web page; `apply` times out after 10 s, backoff from 0.2 s) with
+    their state under `tmp_path`; `stop()` stops them all and waits for them."""
+
+    APPLY = ApplyOptions(timeout=10, poll=PollOptions(initial=0.03, cap=0.1))
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.stops: list[asyncio.Event] = []
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def __call__(self, source: Source, server: BackgroundServer, **options: Any) -> Running:
+        settings = ApiSettings(base_url=server.url, api_key=Secret(API_KEY))
+        target = Target(settings, self.tmp_path / "state" / "state.db")
+        options.setdefault("interval", 3600)
+        options.setdefault("debounce", 0.1)
+        options.setdefault("backoff_initial", 0.2)
+        service = Service(
+            source, target, ServeOptions(apply=self.APPLY, **options), webhook_secret=SECRET
+        )
+        stop = asyncio.Event()
+        self.stops.append(stop)
+        self.tasks.append(asyncio.create_task(service.run(stop)))
+        await eventually(lambda: service.runs >= 1 and service.running_since is None)
+        return Running(service, server)
+
+    async def stop(self) -> None:
+        for stop in self.stops:
+            stop.set()
+        await asyncio.wait_for(asyncio.gather(*self.tasks), 15)
 
 
 @dataclass

@@ -16,9 +16,7 @@ from reconciler.sources import GitSource, SourceError
 from reconciler.web import build_app
 
 from ..canary import CANARIES, assert_no_canary
-from ..test_service import Running, sim, start
-
-__all__ = ["sim", "start"]
+from ..uiharness import Running
 
 TOKEN = CANARIES["git_token"]
 

@@ -18,9 +18,6 @@ from reconciler.simulator import BackgroundServer
 from reconciler.state import SqliteStateStore
 
 from ..conftest import API_KEY, manifest, seed_body
-from ..test_service import sim
-
-__all__ = ["sim"]
 
 FAST = ApplyOptions(timeout=30, poll=PollOptions(initial=0.01, cap=0.05))
 

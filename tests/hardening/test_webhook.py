@@ -20,9 +20,7 @@ from reconciler.sources import DirectorySource
 from reconciler.web import build_app, head_timed
 from reconciler.webhook import WebhookLimits
 
-from ..test_service import SECRET, Running, folder, sim, start
-
-__all__ = ["folder", "sim", "start"]
+from ..uiharness import SECRET, Running
 
 LIMITS = WebhookLimits(max_body=1024 * 1024, body_timeout=0.5)
 
