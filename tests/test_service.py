@@ -60,16 +60,37 @@ async def test_editor_temp_files_and_hidden_folders_are_ignored(
 
 
 async def test_a_burst_of_writes_coalesces(
-    folder: Path, sim: BackgroundServer, start: Callable[..., Any]
+    folder: Path, sim: BackgroundServer, start: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from reconciler import sources
+
+    seen: list[str] = []  # every path the observer thread has handed to the service's filter
+    real_filter = sources.is_manifest_event
+
+    def recording(root: Path, event: Any) -> bool:
+        seen.append(str(event.src_path))
+        return real_filter(root, event)
+
+    monkeypatch.setattr(sources, "is_manifest_event", recording)
     run: Running = await start(DirectorySource(folder), sim)
     before = run.service.runs
     for i in range(50):
         (folder / f"svc-{i % 5}.yaml").write_text(manifest(f"svc-{i % 5}", description=f"v{i}"))
     await eventually(lambda: all(run.live(f"svc-{i}") for i in range(5)))
+    # The absence check, without waiting a guessed time: the observer hands events over in
+    # order, so once it has handed over a later one (not a manifest: it triggers nothing), every
+    # write of the burst has reached the service; then its last debounce timer is let fire.
+    (folder / "zz-after-the-burst.txt").write_text("x")
+    await eventually(lambda: any(p.endswith("zz-after-the-burst.txt") for p in seen))
+    await asyncio.sleep(0)  # the loop runs the debounce calls the observer queued before it
+    last = run.service._debounce
+    assert last is not None
+    loop = asyncio.get_running_loop()
+    await eventually(lambda: loop.time() > last.when())
+    await asyncio.sleep(0)  # a timer due is run at the start of the loop's next pass
+    # every run after `before` came from a debounced file trigger: at most as many as fired
+    assert 1 <= run.service.triggers["files"] <= 2, run.service.triggers
     await eventually(lambda: run.service.running_since is None)
-    # an absence check: give a straggling debounced trigger time to fire (there must be none)
-    await asyncio.sleep(0.3)
     runs = run.service.runs - before
     assert 1 <= runs <= 2, runs
     assert run.service.metrics.value("reconciler_reconcile_runs_total", {"result": "ok"}) <= 3
