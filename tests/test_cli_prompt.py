@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import sys
+import time
 from pathlib import Path
 
 import pexpect
@@ -28,6 +30,24 @@ def _spawn(cwd: Path, *args: str) -> pexpect.spawn:
     )
 
 
+_READ = {"x86_64": "0", "aarch64": "63"}.get(platform.machine())  # read(2)'s number
+
+
+def _reading_the_terminal(child: pexpect.spawn) -> None:
+    """Wait until the child is blocked reading its terminal (Linux: /proc/PID/syscall).
+
+    The prompt shows before `input()` reads: a Ctrl-C sent in between is taken by Python's
+    signal handler while no read is under way, and the read that follows waits for a line that
+    never comes. A person cannot type that fast; a test can, so it waits for the read first."""
+    path = Path(f"/proc/{child.pid}/syscall")
+    if _READ is None or not path.exists():
+        return
+    deadline = time.monotonic() + 20
+    while not path.read_text().startswith(f"{_READ} 0x0 "):  # read(0, ...)
+        assert time.monotonic() < deadline, "the prompt never read the terminal"
+        time.sleep(0.01)
+
+
 def _nothing_created(cwd: Path) -> bool:
     cloud = cwd / ".reconciler" / "simulator.json"
     return not cloud.exists() or "my-instance" not in json.dumps(json.loads(cloud.read_text()))
@@ -45,6 +65,7 @@ def workdir(tmp_path: Path) -> Path:
 def test_interrupt_or_eof_at_the_prompt_cancels(workdir: Path, key: str) -> None:
     child = _spawn(workdir, "apply", "--simulate", "manifests/")
     child.expect_exact(PROMPT)
+    _reading_the_terminal(child)
     if key == "ctrl-c":
         child.sendintr()
     else:
@@ -61,6 +82,7 @@ def test_interrupt_or_eof_at_the_prompt_cancels(workdir: Path, key: str) -> None
 def test_yes_after_ctrl_c_does_not_apply(workdir: Path) -> None:
     child = _spawn(workdir, "apply", "--simulate", "manifests/")
     child.expect_exact(PROMPT)
+    _reading_the_terminal(child)
     child.sendintr()
     child.sendline("yes")
     child.expect(pexpect.EOF)
