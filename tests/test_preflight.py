@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from reconciler.simulator import BackgroundServer
 
 from .conftest import API_KEY, FLAVOR, make_simulator
+from .inproc import run_cli
 
 OTHER = "inference-4vcpu-16gib"
 
@@ -49,13 +49,7 @@ def plan(
         "RECONCILER_STATE": str(root / "state.db"),
         **(env or {}),
     }
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", "plan", str(root / "m"), *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=60,
-    )
+    return run_cli(["plan", str(root / "m"), *args], root, environment)
 
 
 def write(root: Path, **files: str) -> None:

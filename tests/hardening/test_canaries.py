@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from reconciler.simulator import BackgroundServer, Faults, Simulator, SimulatorConfig, Timings
 
 from ..canary import CANARIES, assert_no_canary, state_bytes
+from ..inproc import run_cli
 
 DEPLOYMENT = """\
 apiVersion: reconciler/v1
@@ -61,10 +61,7 @@ def cli(
         SECRET_FIELD=CANARIES["secret_field"],
         RECONCILER_WEBHOOK_SECRET=CANARIES["webhook_secret"],
     )
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args, "--state", str(root / "state.db")],
-        env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    return run_cli([*args, "--state", str(root / "state.db")], root, env)
 
 
 def test_no_canary_in_any_output(tmp_path: Path, server: BackgroundServer) -> None:
