@@ -23,6 +23,7 @@ from reconciler.progress import summary_lines
 from reconciler.render import render_markdown, render_text
 from reconciler.status import status_rows
 
+from .inproc import run_cli
 from .test_apply import make_rig, manifest
 
 ROOT = Path(__file__).parent.parent
@@ -127,15 +128,7 @@ def test_an_interrupted_apply_is_resumed_visibly(tmp_path: Path) -> None:
     assert proc.returncode == 130
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*command, *args, "--simulate"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            timeout=60,
-        )
+        return run_cli([*args, "--simulate"], tmp_path, env)  # words only: in-process
 
     shown = run("status", "--format", "json")
     [row] = json.loads(shown.stdout)["deployments"]
