@@ -28,11 +28,15 @@ START = 1_800_000_000.0
 
 
 class FakeTime:
-    """A monotonic and wall clock that jumps ahead by the amount each `sleep` asks for."""
+    """A monotonic and wall clock that jumps ahead by the amount each `sleep` asks for.
 
-    def __init__(self) -> None:
+    `follower` is moved by the same amount (a simulator's `ManualClock.advance`): the code under
+    test and the simulated cloud then share one time, even over real HTTP."""
+
+    def __init__(self, follower: Callable[[float], None] | None = None) -> None:
         self.now = 0.0
         self.sleeps: list[float] = []
+        self._follower = follower
 
     def monotonic(self) -> float:
         return self.now
@@ -43,6 +47,8 @@ class FakeTime:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += max(0.0, seconds)
+        if self._follower is not None:
+            self._follower(max(0.0, seconds))
         await asyncio.sleep(0)
 
     @property

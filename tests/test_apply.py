@@ -19,8 +19,9 @@ from reconciler.plan import Action, Plan, PlanOptions
 from reconciler.simulator import BackgroundServer, Faults, Simulator, SimulatorConfig, Timings
 from reconciler.state import SqliteStateStore
 
-from .conftest import API_KEY, seed_body
+from .conftest import API_KEY, ManualClock, make_simulator, seed_body
 from .conftest import manifest as shared_manifest
+from .fakes import FakeTime
 
 FAST = Timings(task_queue=0.05, task_run=0.2, rollout=0.2, delete=0.1)
 POLL = PollOptions(initial=0.05, cap=0.2)
@@ -31,11 +32,17 @@ def manifest(name: str, image: str = "nginx:latest", min_: int = 1) -> str:
 
 
 class Rig:
-    def __init__(self, root: Path, server: BackgroundServer) -> None:
+    """Manifests, a state file and the simulator over real HTTP.
+
+    With `time`, apply runs on fake time that also moves the simulator's clock (`make_rig`):
+    tasks and rollouts end as soon as apply waits for them, and no real time passes."""
+
+    def __init__(self, root: Path, server: BackgroundServer, time: FakeTime | None = None) -> None:
         self.dir = root / "manifests"
         self.dir.mkdir()
         self.server = server
         self.sim = server.simulator
+        self.time = time
         settings = ApiSettings(base_url=server.url, api_key=Secret(API_KEY))
         self.target = Target(settings, root / "state.db")
         self.events: list[Event] = []
@@ -52,6 +59,8 @@ class Rig:
             poll=POLL,
         )
         desired = load_desired([self.dir], env={})
+        if self.time is not None:
+            kwargs.setdefault("clock", self.time.clock)
         return await apply(
             desired,
             self.target,
@@ -89,9 +98,11 @@ class Rig:
 
 
 def make_rig(tmp_path: Path, **faults: Any) -> Iterator[Rig]:
-    sim = Simulator(SimulatorConfig(api_key=API_KEY, timings=FAST, faults=Faults(**faults)))
+    """A rig on fake time: the simulator's lifecycle moves only as apply's waits move it."""
+    clock = ManualClock()
+    sim = make_simulator(clock, timings=FAST, faults=Faults(**faults))
     with BackgroundServer(sim) as server:
-        yield Rig(tmp_path, server)
+        yield Rig(tmp_path, server, FakeTime(clock.advance))
 
 
 @pytest.fixture
@@ -277,7 +288,10 @@ async def test_status_is_synced_with_an_interpolated_command(rig: Rig) -> None:
         )
         desired = load_desired([rig.dir])
         assert ("command", 1) in desired.deployments[0].sensitive_paths
-        report = await apply(desired, rig.target, PlanOptions(), ApplyOptions(poll=POLL))
+        assert rig.time is not None
+        report = await apply(
+            desired, rig.target, PlanOptions(), ApplyOptions(poll=POLL), clock=rig.time.clock
+        )
         assert report.ok
     finally:
         del os.environ["RECONCILER_TEST_PORT_ARG"]
