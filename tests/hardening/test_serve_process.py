@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from ..canary import CANARIES, assert_no_canary
+from ..canary import CANARIES, assert_no_canary, state_bytes
 from ..conftest import manifest
 
 
@@ -88,3 +88,43 @@ def test_serve_keeps_answering_and_logs_only_json(tmp_path: Path) -> None:
         assert "Traceback" not in record.get("message", ""), line
     assert "Traceback" not in err
     assert_no_canary({**bodies, "stderr": err})
+
+
+def test_serve_never_logs_or_serves_a_secret_the_api_echoes(tmp_path: Path) -> None:
+    # the API answers an unknown flavor with an error naming it; the flavor came from ${FLV}
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "alpha-svc.yaml").write_text(manifest("alpha-svc"))
+    leaky = manifest("leaky-svc").replace("flavor_name: ", "flavor_name: ${FLV} # ", 1)
+    (folder / "leaky-svc.yaml").write_text(leaky)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
+    env.update(FLV=CANARIES["flavor"], RECONCILER_WEBHOOK_SECRET=CANARIES["webhook_secret"])
+    log = tmp_path / "serve.log"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "serve", "--manifests", str(folder),
+             "--simulate", "--state", str(tmp_path / "state.db"),
+             "--listen", f"127.0.0.1:{port}", "--log-format", "json"],
+            env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_until_up(f"{base}/healthz", proc)
+            deadline = time.monotonic() + 60
+            while httpx.get(f"{base}/api/status", timeout=5).json()["last_reconcile"] is None:
+                assert time.monotonic() < deadline, "no reconcile finished"
+                time.sleep(0.1)
+            bodies = {
+                path: httpx.get(f"{base}{path}", timeout=5).text
+                for path in ("/", "/api/status", "/metrics", "/deployments/1/leaky-svc", "/plan")
+            }
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    err = log.read_text()
+    assert "(sensitive)" in err and "1/leaky-svc" in err, err[-2000:]  # the refusal, redacted
+    assert_no_canary({**bodies, "stderr": err, "state": state_bytes(tmp_path / "state.db")})
