@@ -67,12 +67,16 @@ class ScopedStore:
         sleep: Callable[[float], None] | None = None,
         monotonic: Callable[[], float] | None = None,
     ) -> None:
+        """The apply lock, shared with other replicas where the store can (PostgreSQL): each
+        applies only its projects, so they never touch the same rows; a whole-inventory apply
+        still takes it alone."""
         kwargs: dict[str, Any] = {"timeout": timeout, "poll": poll}
         if sleep is not None:
             kwargs["sleep"] = sleep
         if monotonic is not None:
             kwargs["monotonic"] = monotonic
-        self._store.acquire_lock(**kwargs)
+        take = getattr(self._store, "acquire_shared_lock", self._store.acquire_lock)
+        take(**kwargs)
 
     def release_lock(self) -> None:
         self._store.release_lock()

@@ -229,3 +229,57 @@ async def test_a_project_left_with_only_recorded_objects_still_gets_its_prune(
             assert served.service.last.result == "ok", served.service.last.errors
             assert not objects.exists("api_keys", 3, "team-3-key")
             assert objects.exists("api_keys", 1, "team-1-key")
+
+
+@pytest.mark.slow
+async def test_replicas_apply_their_projects_side_by_side(tmp_path: Path, pg_dsn: str) -> None:
+    """While one replica waits on a long rollout in its project, another applies a change in
+    its own at once: replicas share the apply lock; only a whole-inventory apply excludes."""
+    from dataclasses import replace
+
+    from tests.conftest import FLAVOR, eventually
+    from tests.uiharness import APPLY, serving, sim_server
+
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+
+    def write(p: int, image: str = "nginx:latest") -> None:
+        text = OBJECT_MANIFESTS.split("---")[1].format(p=p, flavor=FLAVOR)
+        text = text.replace(f"  api_keys: [team-{p}-key]\n", "")
+        (folder / f"p{p}.yaml").write_text(text.replace("nginx:latest", image))
+
+    write(1)
+    write(2)
+    slow = replace(APPLY, timeout=60)  # a stuck rollout is waited for a long time
+    quick = {"apply": slow, "lock_timeout": 1.0, "shutdown_grace": 0.2}
+    with sim_server(stuck_image="^stuck/") as sim:
+        async with (
+            serving(tmp_path / "a", folder, sim, state_url=pg_dsn, **quick) as a,
+            serving(tmp_path / "b", folder, sim, state_url=pg_dsn, **quick) as b,
+        ):
+            for _ in range(3):  # each reconcile rebalances: until each holds one project
+                if len(a.service.projects or ()) == len(b.service.projects or ()) == 1:
+                    break
+                for served in (a, b):
+                    runs = served.service.runs
+                    served.service.trigger("test")
+                    await served.settled(runs + 1)
+            [mine] = a.service.projects or ()
+            [theirs] = b.service.projects or ()
+            cloud = sim.simulator.cloud
+
+            write(mine, "stuck/model:1")  # replica a's rollout will not finish
+            a.service.trigger("test")
+
+            def image(p: int) -> str:
+                return str(cloud.view(cloud.deployments[(p, f"svc-{p}")])["image"])
+
+            await eventually(lambda: image(mine) == "stuck/model:1", 20)
+            write(theirs, "nginx:1.27")
+            runs = b.service.runs
+            b.service.trigger("test")
+            await b.settled(runs + 1)
+            assert b.service.last is not None
+            assert b.service.last.result == "ok", b.service.last.errors
+            assert image(theirs) == "nginx:1.27"
+            assert a.service.running_since is not None  # a still waits on its rollout

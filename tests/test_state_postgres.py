@@ -181,3 +181,37 @@ async def test_a_replicas_pages_metrics_and_logs_never_show_the_password(
     for body in bodies:
         assert PASSWORD not in body
     assert "not permitted to log in" in caplog.text and PASSWORD not in caplog.text
+
+
+def test_replicas_share_the_apply_lock_and_a_whole_inventory_apply_takes_it_alone(
+    pg_dsn: str,
+) -> None:
+    import os
+
+    from reconciler.state import LockHeld
+
+    a, b, whole = (PostgresStateStore(pg_dsn) for _ in range(3))
+    try:
+        a.acquire_shared_lock(timeout=0)
+        b.acquire_shared_lock(timeout=0)  # two replicas side by side
+        holder = whole.holder()
+        assert holder is not None and holder.pid == os.getpid()
+        with pytest.raises(LockHeld, match=r"is locked by another apply \(pid \d+ on "):
+            whole.acquire_lock(timeout=0)
+        a.release_lock()
+        with pytest.raises(LockHeld):
+            whole.acquire_lock(timeout=0)  # b still applies
+        b.release_lock()
+        whole.acquire_lock(timeout=0)
+        with pytest.raises(LockHeld, match=r"\(pid \d+ on "):
+            a.acquire_shared_lock(timeout=0)  # and replicas wait for a whole-inventory apply
+        whole.release_lock()
+        a.acquire_shared_lock(timeout=0)
+        assert a.holder() is not None
+    finally:
+        for store in (a, b, whole):
+            store.close()
+    after = PostgresStateStore(pg_dsn)
+    assert after.holder() is None  # closing released every hold
+    after.acquire_lock(timeout=0)
+    after.close()

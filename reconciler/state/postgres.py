@@ -9,7 +9,9 @@ the `reconciler` schema of the database the URL names. What only PostgreSQL has:
 - the apply lock is a session-level advisory lock: the server releases it the moment the
   holder's connection ends (a crash, kill -9, a lost network), so there are no stale locks to
   clean by hand. Who holds it (pid, host, since) is a row in `lock`, shown only while that
-  backend really holds the advisory lock;
+  backend really holds the advisory lock. Service replicas take it shared
+  (`acquire_shared_lock`): each applies only the projects it holds, so they apply side by
+  side, while a whole-inventory apply (the CLI) waits for all of them and they for it;
 - the connection URL's password never appears in a message: errors name the URL without it.
 
 One synchronous connection per store, in autocommit with explicit transactions: the store is
@@ -101,6 +103,7 @@ class PostgresStateStore(SqlStateStore):
         self._password = _password_of(url)
         self._clock = clock
         self._locked = False
+        self._shared = False  # the apply lock taken shared (by a service replica)
         try:
             self._conn: psycopg.Connection[Any] = psycopg.connect(
                 url,
@@ -215,18 +218,39 @@ class PostgresStateStore(SqlStateStore):
         )
         return LockHolder(*rows[0]) if rows else None
 
+    def acquire_shared_lock(self, **wait: Any) -> None:
+        """Take the apply lock shared with other service replicas (see the module docstring);
+        `wait` as for `acquire_lock`."""
+        self._shared = True
+        try:
+            self.acquire_lock(**wait)
+        except BaseException:
+            self._shared = False
+            raise
+
     def _try_lock(self) -> bool:
-        """Take the session's advisory lock if it is free, and write who holds it."""
+        """Take the session's advisory lock if it is free, and write who holds it.
+
+        Shared, the row keeps naming a holder that still has the lock (the first of them)."""
         if self._locked:
             return True
-        taken = self._rows("SELECT pg_try_advisory_lock(?, ?)", (LOCK_CLASS, APPLY_LOCK))
+        how = "pg_try_advisory_lock_shared" if self._shared else "pg_try_advisory_lock"
+        taken = self._rows(f"SELECT {how}(?, ?)", (LOCK_CLASS, APPLY_LOCK))
         if taken != [(True,)]:
             return False
         with self._tx() as run:
-            run("DELETE FROM lock WHERE id = 1", ())
+            if self._shared:
+                run(
+                    "DELETE FROM lock WHERE id = 1 AND NOT EXISTS (SELECT 1 FROM pg_locks k "
+                    "WHERE k.locktype = 'advisory' AND k.granted AND k.pid = lock.backend_pid "
+                    "AND k.classid::bigint = ? AND k.objid::bigint = ? AND k.objsubid = 2)",
+                    (LOCK_CLASS, APPLY_LOCK),
+                )
+            else:
+                run("DELETE FROM lock WHERE id = 1", ())
             run(
                 "INSERT INTO lock (id, pid, host, since, backend_pid) "
-                "VALUES (1, ?, ?, ?, pg_backend_pid())",
+                "VALUES (1, ?, ?, ?, pg_backend_pid()) ON CONFLICT (id) DO NOTHING",
                 (os.getpid(), socket.gethostname(), self._clock()),
             )
         self._locked = True
@@ -242,7 +266,9 @@ class PostgresStateStore(SqlStateStore):
     def release_lock(self) -> None:
         if not self._locked:
             return
+        how = "pg_advisory_unlock_shared" if self._shared else "pg_advisory_unlock"
         with self._tx() as run:
             run("DELETE FROM lock WHERE id = 1 AND backend_pid = pg_backend_pid()", ())
-            run("SELECT pg_advisory_unlock(?, ?)", (LOCK_CLASS, APPLY_LOCK))
+            run(f"SELECT {how}(?, ?)", (LOCK_CLASS, APPLY_LOCK))
         self._locked = False
+        self._shared = False
