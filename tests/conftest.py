@@ -54,6 +54,9 @@ async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
 
 def make_simulator(clock: ManualClock | None = None, **config: Any) -> Simulator:
     config.setdefault("api_key", API_KEY)
+    # RECONCILER_TEST_SIM_MODES=sparse-answers,patch-merge runs a suite against those modes
+    for mode in filter(None, os.environ.get("RECONCILER_TEST_SIM_MODES", "").split(",")):
+        config.setdefault(mode.replace("-", "_"), True)
     cfg = SimulatorConfig(**config)
     return Simulator(cfg, Cloud(cfg, clock=clock) if clock else None)
 

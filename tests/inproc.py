@@ -29,6 +29,8 @@ FAST = Timings(task_queue=0.02, task_run=0.1, rollout=0.1, delete=0.05)
 
 def _fast_config(**config: Any) -> SimulatorConfig:
     config.setdefault("timings", FAST)
+    for mode in filter(None, os.environ.get("RECONCILER_TEST_SIM_MODES", "").split(",")):
+        config.setdefault(mode.replace("-", "_"), True)
     return SimulatorConfig(**config)
 
 
