@@ -52,12 +52,13 @@ def write_manifests(root: Path, count: int) -> None:
 
 
 class DeepDiffTimer:
-    """Wraps `reconciler.diff.DeepDiff` (when the diff uses it) to add up the time inside it."""
+    """Wraps `deepdiff.DeepDiff` (the diff imports it where it calls it) to add up the time
+    inside it."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
         self.calls = 0
-        import reconciler.diff as diff_module
+        import deepdiff as diff_module
 
         self.module = diff_module
         self.original = getattr(diff_module, "DeepDiff", None)

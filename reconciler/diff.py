@@ -28,8 +28,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from .insync import in_sync
 from .model import SpecPath
 from .normal import ATOMIC_MAPS, UNKNOWN, Schema, child, default_at, normal_answer, normal_body
@@ -240,6 +238,8 @@ def _change(path: Path, before: Any, after: Any, sensitive: bool) -> FieldChange
 
 
 def _changes(seen: Any, want: Any, is_sensitive: _Sensitivity) -> list[FieldChange]:
+    from deepdiff import DeepDiff  # only a deployment that differs needs it
+
     report = DeepDiff(seen, want, view="tree", verbose_level=2, threshold_to_diff_deeper=0)
     paths = set()
     for levels in report.values():

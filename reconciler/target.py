@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .api import ApiClient
 from .config import ApiSettings, Secret
-from .simulator import Simulator, SimulatorConfig, transport
+from .simulator import SimulatorConfig  # a dataclass; the simulator itself loads in `connect`
 from .state import DEFAULT_STATE_PATH, StateStore, is_database_url, open_store
 
 SIMULATOR_URL = "http://simulator.invalid"
@@ -88,6 +88,8 @@ async def connect(
 ) -> AsyncIterator[ApiClient]:
     """An API client for the target: the real API, or the embedded simulator (in process)."""
     if target.simulate:
+        from .simulator import Simulator, transport  # starlette: only when simulating
+
         simulator = Simulator(SimulatorConfig(state_file=str(target.simulator_file)))
         settings = ApiSettings(base_url=SIMULATOR_URL, api_key=Secret("simulated"))
         client = ApiClient(settings, transport=transport(simulator), on_request=on_request)

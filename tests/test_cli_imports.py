@@ -110,3 +110,16 @@ def test_the_simulator_package_loads_its_parts_on_first_use() -> None:
     before, after = json.loads(done.stdout)
     assert "starlette" not in before and "reconciler.simulator.app" not in before
     assert "reconciler.simulator.app" in after
+
+
+def test_the_engine_loads_neither_the_simulator_nor_deepdiff() -> None:
+    """plan and apply against a real API need no server stack; deepdiff only where a deployment
+    differs (`reconciler.diff` imports it there)."""
+    script = "import json, sys; import reconciler.engine; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    modules = set(json.loads(done.stdout))
+    assert "reconciler.engine" in modules
+    unwanted = ("starlette", "uvicorn", "reconciler.simulator.app", "deepdiff")
+    assert roots(modules, unwanted) == []
