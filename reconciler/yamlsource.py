@@ -45,6 +45,7 @@ MERGE_TAG = "tag:yaml.org,2002:merge"
 STR_TAG = "tag:yaml.org,2002:str"
 MAP_TAG = "tag:yaml.org,2002:map"
 SEQ_TAG = "tag:yaml.org,2002:seq"
+INT_TAG = "tag:yaml.org,2002:int"
 SCALAR_TAGS = frozenset(
     f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")
 )
@@ -54,7 +55,32 @@ FREE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab, LF and C
 VAR_RE = re.compile(r"\$(\$?)\{([^}]*)\}")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")  # an int YAML 1.1 reads as plain decimal
+_TAGS: dict[str, str] = {}  # plain scalar -> its implicit tag (a pure function of the text)
+_TAGS_CAP = 4096
+
+
+class Loader(_BaseLoader):  # type: ignore[misc]
+    """PyYAML's safe loader, remembering which tag each plain scalar resolves to.
+
+    Without path resolvers (the safe loader has none), a plain scalar's tag depends on its text
+    alone; PyYAML works it out in Python, with regular expressions, for every scalar of every
+    file (a tenth of loading 10,000 manifests). Short texts are remembered, up to a cap."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is not ScalarNode or not implicit[0] or self.yaml_path_resolvers:
+            return super().resolve(kind, value, implicit)
+        tag = _TAGS.get(value)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(value) <= 64:
+                if len(_TAGS) >= _TAGS_CAP:
+                    _TAGS.clear()
+                _TAGS[value] = tag
+        return tag
+
+
 PLAIN_SCALARS: dict[str, Callable[[SafeConstructor, Any], Any]] = {
     "tag:yaml.org,2002:int": SafeConstructor.construct_yaml_int,
     "tag:yaml.org,2002:float": SafeConstructor.construct_yaml_float,
@@ -124,7 +150,9 @@ class _Builder:
             return self._checked(node, path, self._interpolate(node, path))
         plain = PLAIN_SCALARS.get(node.tag)  # skips construct_object's bookkeeping when common
         try:
-            if plain is not None:
+            if node.tag == INT_TAG and DECIMAL.fullmatch(node.value):
+                value = int(node.value)  # what construct_yaml_int makes of it, sooner
+            elif plain is not None:
                 value = plain(self.constructor, node)
             else:
                 value = self.constructor.construct_object(node)

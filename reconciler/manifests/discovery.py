@@ -122,6 +122,20 @@ def _walk(
             found.append((real, path))
 
 
+def _read_up_to(fd: int, limit: int) -> bytes:
+    """At most `limit` bytes of the file, read straight from its descriptor (no buffered file
+    object per manifest)."""
+    chunks = []
+    left = limit
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
 def read_file(path: Path) -> tuple[bytes | None, str | None]:
     """The file's bytes, or why not. Only a regular file is read (opened without blocking, so
     a FIFO swapped in after discovery cannot hang); a file over the cap is refused unread."""
@@ -137,8 +151,7 @@ def read_file(path: Path) -> tuple[bytes | None, str | None]:
         size = info.st_size
         data = b""
         if size <= MAX_FILE_BYTES:
-            with os.fdopen(fd, "rb", closefd=False) as fh:
-                data = fh.read(MAX_FILE_BYTES + 1)
+            data = _read_up_to(fd, MAX_FILE_BYTES + 1)
             size = len(data)
     except OSError as exc:
         return None, f"cannot read: {_why(exc)}"
