@@ -142,7 +142,7 @@ def test_no_canary_in_what_the_api_says_about_a_failed_rollout(tmp_path: Path) -
     with BackgroundServer(Simulator(config)) as server:
         for log_format in ("json", "text"):
             run = cli(
-                server, tmp_path, "apply", str(folder), "--auto-approve", "--timeout", "5",
+                server, tmp_path, "apply", str(folder), "--auto-approve", "--timeout", "1.5",
                 "--log-format", log_format, extra_env={"STUCK": CANARIES["env_value"]},
             )  # fmt: skip
             assert run.returncode != 0
