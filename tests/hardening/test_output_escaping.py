@@ -6,8 +6,6 @@ import json
 import logging
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from reconciler.render import render_json, render_markdown, render_text
 from reconciler.simulator import BackgroundServer, Faults, Simulator, SimulatorConfig, Timings
 
 from ..conftest import API_KEY, manifest
+from ..inproc import run_cli
 
 HOSTILE_KEY = "A\n```\n**Plan: 0 to create** forged\n::error file=x::pwned\x1b[2J\x9b"
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -114,17 +113,10 @@ def test_the_apis_words_cannot_drive_a_terminal_or_a_runner(tmp_path: Path) -> N
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
         env.update(GCORE_BASE_URL=server.url, GCORE_API_KEY=API_KEY)
         state = ("--state", str(tmp_path / "state.db"))
-        runs = [
-            subprocess.run(
-                [sys.executable, "-m", "reconciler", *args, *state],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                stdin=subprocess.DEVNULL,
-            )
+        runs = [  # the words are the point, not the process: in-process (tests/inproc.py)
+            run_cli([*args, *state], tmp_path, env)
             for args in (
-                ("apply", str(folder), "--auto-approve", "--timeout", "3"),
+                ("apply", str(folder), "--auto-approve", "--timeout", "1.5"),
                 ("status",),
                 ("describe", "stuck-svc"),
                 ("plan", str(folder), "--no-preflight"),
