@@ -16,8 +16,12 @@ from typing import Any
 import yaml
 from yaml.nodes import Node
 
-# what YAML itself refuses raw (C0 but tab/LF/CR, DEL, C1 but NEL, surrogates, non-characters)
-RAW_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
+# what YAML itself refuses raw (C0 but tab/LF/CR, DEL, C1 but NEL, surrogates, non-characters),
+# and the line breaks YAML counts that editors, grep and CI annotations do not (NEL, LS, PS, a CR
+# outside CRLF): taken as breaks, they would put every later line number off by one
+RAW_CONTROL = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u2028\u2029]|\r(?!\n)"
+)
 
 Path = tuple[str | int, ...]
 
