@@ -319,16 +319,28 @@ def creation(
     return changes
 
 
+def _copy(value: Any) -> Any:
+    """A JSON-like value copied: mappings as dicts, lists as lists, the rest as is."""
+    if isinstance(value, Mapping):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
 def hashed(
     body: Mapping[str, Any], sensitive: Iterable[SpecPath], hasher: Hasher
 ) -> dict[str, Any]:
     """`body` with every value at a sensitive path (and every `envs` value) replaced by its hash."""
     paths = {tuple(p) for p in sensitive}
     paths |= {("envs", k) for k in (body.get("envs") or {})}
+    above = {p[:i] for p in paths for i in range(len(p))}  # where a sensitive path goes on
 
     def walk(value: Any, path: SpecPath) -> Any:
         if path in paths:
             return hasher(value)
+        if path not in above:
+            return _copy(value)  # nothing sensitive below: a plain copy, no paths to track
         if isinstance(value, Mapping):
             return {k: walk(v, (*path, k)) for k, v in value.items()}
         if isinstance(value, list):

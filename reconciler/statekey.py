@@ -99,6 +99,10 @@ def create_key_file(path: Path) -> KeyMaterial:
     return read_key_file(path)
 
 
+# json.dumps(value, sort_keys=True, separators=(",", ":")), without a new encoder per call
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
 class Hasher:
     """Hashes sensitive values for one store: `HMAC-SHA256(derived key, canonical JSON)`."""
 
@@ -107,7 +111,7 @@ class Hasher:
         self._key = key.derive(salt)
 
     def __call__(self, value: Any) -> str:
-        data = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+        data = _CANONICAL(value).encode()
         return HASH_PREFIX + hmac.new(self._key, data, hashlib.sha256).hexdigest()
 
     def check(self) -> str:

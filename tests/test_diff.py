@@ -413,3 +413,48 @@ def test_the_shortcut_leaves_these_to_the_full_diff(
     assert diff(desired, live, last_applied=last, hasher=hasher) == full_diff(
         desired, live, last_applied=last, hasher=hasher
     )
+
+
+def _hashed_by_walking_everything(
+    body: dict[str, Any], sensitive: list[tuple[str | int, ...]]
+) -> dict[str, Any]:
+    """The plain definition of `hashed`: every path visited, each sensitive one hashed."""
+    paths = {tuple(p) for p in sensitive} | {("envs", k) for k in (body.get("envs") or {})}
+
+    def walk(value: Any, path: tuple[str | int, ...]) -> Any:
+        if path in paths:
+            return hasher(value)
+        if isinstance(value, dict):
+            return {k: walk(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, (*path, i)) for i, v in enumerate(value)]
+        return value
+
+    result: dict[str, Any] = walk(body, ())
+    if isinstance(body.get("command"), list) and any(p[:1] == ("command",) for p in paths):
+        result["command"] = hasher(" ".join(body["command"]))
+    return result
+
+
+def _paths_of(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    found = [path] if path else []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found += _paths_of(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found += _paths_of(v, (*path, i))
+    return found
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=specs(), data=st.data())
+def test_hashed_is_the_walk_over_every_path(body: dict[str, Any], data: st.DataObject) -> None:
+    desired = DeploymentSpec.model_validate(body).body()
+    every = _paths_of(desired)
+    sensitive = data.draw(st.lists(st.sampled_from(every), max_size=4)) if every else []
+    result = hashed(desired, sensitive, hasher)
+    assert result == _hashed_by_walking_everything(desired, sensitive)
+    assert result is not desired  # a copy: changing it leaves the body alone
+    if isinstance(desired.get("containers"), list):
+        assert result["containers"] is not desired["containers"]
