@@ -329,10 +329,10 @@ async def test_serve_keeps_the_same_budget(tmp_path: Path) -> None:
     from reconciler.config import ApiSettings, Secret
     from reconciler.engine import Target
     from reconciler.service import ServeOptions, Service
-    from reconciler.simulator import BackgroundServer, Simulator, SimulatorConfig
     from reconciler.sources import DirectorySource
 
     from .conftest import API_KEY, manifest
+    from .uiharness import APPLY, sim_server
 
     folder = tmp_path / "m"
     folder.mkdir()
@@ -340,12 +340,12 @@ async def test_serve_keeps_the_same_budget(tmp_path: Path) -> None:
     for name in names:
         (folder / f"{name}.yaml").write_text(manifest(name))
     (folder / "keep-svc.yaml").write_text(manifest("keep-svc"))
-    with BackgroundServer(Simulator(SimulatorConfig(api_key=API_KEY))) as server:
+    with sim_server() as server:  # quick timings: the lifecycle's length is not the point
         settings = ApiSettings(base_url=server.url, api_key=Secret(API_KEY))
         service = Service(
             DirectorySource(folder),
             Target(settings, tmp_path / "state.db"),
-            ServeOptions(prune=True, max_deletes=2),
+            ServeOptions(prune=True, max_deletes=2, apply=APPLY),
         )
         first = await service.reconcile_once()
         assert first.result == "ok", first.errors

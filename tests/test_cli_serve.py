@@ -16,11 +16,12 @@ import pytest
 from reconciler.config import ApiSettings, Secret
 from reconciler.engine import Target
 from reconciler.service import ServeOptions, Service
-from reconciler.simulator import BackgroundServer, Simulator, SimulatorConfig
+from reconciler.simulator import BackgroundServer
 from reconciler.sources import DirectorySource, GitSource, Source
 from reconciler.web import build_app
 
 from .conftest import API_KEY, manifest
+from .uiharness import APPLY, sim_server
 
 
 def cli(cwd: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -88,12 +89,13 @@ def test_serve_and_simulator_have_different_default_ports(tmp_path: Path) -> Non
 
 @pytest.fixture
 def api() -> Iterator[BackgroundServer]:
-    with BackgroundServer(Simulator(SimulatorConfig(api_key=API_KEY))) as server:
+    with sim_server() as server:  # quick timings: the lifecycle's length is not the point here
         yield server
 
 
 def _service(tmp_path: Path, source: Source, api: BackgroundServer, **options: bool) -> Service:
     settings = ApiSettings(base_url=api.url, api_key=Secret(API_KEY))
+    options = {"apply": APPLY, **options}
     return Service(source, Target(settings, tmp_path / "state.db"), ServeOptions(**options))
 
 

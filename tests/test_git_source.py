@@ -16,11 +16,12 @@ import pytest
 from reconciler.config import ApiSettings, Secret
 from reconciler.engine import Target
 from reconciler.service import ServeOptions, Service
-from reconciler.simulator import BackgroundServer, Simulator, SimulatorConfig
+from reconciler.simulator import BackgroundServer
 from reconciler.sources import GitSource, SourceError
 
 from .conftest import API_KEY, manifest
 from .githttp import PrivateGitServer
+from .uiharness import APPLY, sim_server
 
 
 def git(repo: Path, *args: str) -> str:
@@ -49,13 +50,13 @@ def repo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def api() -> Iterator[BackgroundServer]:
-    with BackgroundServer(Simulator(SimulatorConfig(api_key=API_KEY))) as server:
+    with sim_server() as server:  # quick timings: the lifecycle's length is not the point here
         yield server
 
 
 def _service(tmp_path: Path, source: GitSource, api: BackgroundServer) -> Service:
     settings = ApiSettings(base_url=api.url, api_key=Secret(API_KEY))
-    return Service(source, Target(settings, tmp_path / "state.db"), ServeOptions())
+    return Service(source, Target(settings, tmp_path / "state.db"), ServeOptions(apply=APPLY))
 
 
 async def test_git_path_reads_only_that_folder(
