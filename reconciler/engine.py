@@ -9,6 +9,7 @@ takes part in an apply through one `ApplyHooks` object instead of a row of callb
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -46,7 +47,7 @@ from .preflight import check as preflight_check
 from .preflight import fetch_catalog
 from .redact import sensitive_values
 from .scoped import ScopedStore
-from .state import StateStore, alive
+from .state import LockHeld, StateStore, alive
 from .statekey import Hasher, no_state_hasher
 from .status import StatusRow, status_rows
 from .target import RequestHook as RequestHook  # callers reach `target` through here too
@@ -238,7 +239,7 @@ async def apply(
     empty = (lambda: _no_state_hasher(target)) if expected_fingerprint is not None else None
     with open_state(target) as opened:
         store: StateStore = opened if projects is None else ScopedStore(opened, projects)
-        store.acquire_lock(timeout=lock_timeout)
+        await take_lock(store, lock_timeout, clock)
         async with connect(target, hooks.on_request) as api:
             api.redact.add(sensitive_values(desired))
             resumed = await resume(api, store, apply_options, clock)
@@ -293,6 +294,27 @@ def unfinished(target: Target) -> list[Entry]:
         return []
     with open_state(target) as store:
         return Journal(store).unfinished()
+
+
+def _one_try() -> Callable[[], float]:
+    """A clock for `acquire_lock` that runs out after its first look: one try, then the refusal."""
+    ticks = iter((0.0,))
+    return lambda: next(ticks, math.inf)
+
+
+async def take_lock(store: StateStore, timeout: float, clock: Clock, poll: float = 0.2) -> None:
+    """The store's apply lock, waited for between tries without holding up the event loop (a
+    service's endpoints, webhooks and other work go on meanwhile). A refusal names the holder
+    and the whole wait, as the store's own `acquire_lock` does."""
+    deadline = clock.monotonic() + timeout
+    while True:
+        try:
+            store.acquire_lock(timeout=timeout, monotonic=_one_try())
+            return
+        except LockHeld:
+            if clock.monotonic() >= deadline:
+                raise
+        await clock.sleep(poll)
 
 
 def recorded_projects(target: Target) -> frozenset[int]:
