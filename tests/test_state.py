@@ -209,6 +209,7 @@ def test_the_lock_is_released_when_its_holder_closes(state_location: str) -> Non
     second.close()
 
 
+@pytest.mark.slow  # a real process dies by kill -9 holding the lock
 def test_a_lock_left_by_a_killed_process_is_taken_at_once(state_location: str) -> None:
     open_store(state_location).close()
     code = (
