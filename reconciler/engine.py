@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .api import ApiClient
+from .api import ApiClient, Deployment
 from .clock import REAL, Clock
 from .errors import ReconcilerError
 from .execute import (
@@ -60,19 +60,25 @@ from .target import read_state, state_exists
 async def fetch_live(
     api: ApiClient, project_ids: Iterable[int]
 ) -> dict[DeploymentKey, LiveDeployment]:
-    """Every live deployment of the given projects: one paginated list per project."""
+    """Every live deployment of the given projects: one paginated list per project. Each answer
+    becomes its `LiveDeployment` as its page arrives (its model is dropped at once)."""
     projects = sorted(set(project_ids))
-    answers = await asyncio.gather(*(api.list_deployments(p) for p in projects))
-    live = {}
-    for project_id, deployments in zip(projects, answers, strict=True):
-        for deployment in deployments:
-            found = LiveDeployment.from_answer(project_id, deployment.model_dump(mode="json"))
-            live[found.key] = found
-        for item in deployments.unreadable:  # the plan decides: fail it if ours, else skip it
-            if item.name is not None:
+    found: dict[int, dict[DeploymentKey, LiveDeployment]] = {p: {} for p in projects}
+
+    async def one(project_id: int) -> None:
+        mine = found[project_id]
+
+        def take(deployment: Deployment) -> None:
+            seen = LiveDeployment.from_answer(project_id, deployment.model_dump(mode="json"))
+            mine[seen.key] = seen
+
+        for item in await api.each_deployment(project_id, take):
+            if item.name is not None:  # the plan decides: fail it if ours, else skip it
                 key = DeploymentKey(project_id, item.name)
-                live[key] = LiveDeployment.unreadable_answer(key, item.message)
-    return live
+                mine[key] = LiveDeployment.unreadable_answer(key, item.message)
+
+    await asyncio.gather(*(one(p) for p in projects))
+    return {k: v for p in projects for k, v in found[p].items()}
 
 
 @dataclass(frozen=True)

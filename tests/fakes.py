@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from reconciler.api import Deployment, Listing, Task
+from reconciler.api import Deployment, Listing, Task, Unreadable
 from reconciler.errors import (
     ApiError,
     ApiTransportError,
@@ -170,6 +170,14 @@ class FakeApi:
         self._check("list_deployments", str(project_id))
         found = [self._read(p, n) for (p, n) in sorted(self.deployments) if p == project_id]
         return Listing(self._model(d) for d in found if d is not None)
+
+    async def each_deployment(
+        self, project_id: int, take: Callable[[Deployment], object]
+    ) -> list[Unreadable]:
+        listing = await self.list_deployments(project_id)
+        for deployment in listing:
+            take(deployment)
+        return list(listing.unreadable)
 
     async def get_deployment(self, project_id: int, name: str) -> Deployment:
         self._check("get_deployment", name)

@@ -33,7 +33,15 @@ from .. import __version__
 from ..config import ApiSettings
 from ..errors import ApiError, ApiTransportError, RateLimitedError
 from ..redact import Redactor
-from .answers import Listing, M, RetryPolicy, first_error, status_error, unreadable
+from .answers import (
+    Listing,
+    M,
+    RetryPolicy,
+    Unreadable,
+    first_error,
+    status_error,
+    unreadable,
+)
 from .models import Deployment, Flavor, RegionCapacity, Task, TaskState
 from .network import use_asyncio_network
 
@@ -191,6 +199,18 @@ class ApiClient:
         """Every item of a `{count, results}` listing, whatever page size the server imposes.
         An item that does not parse lands in `unreadable` instead of failing the listing."""
         items: Listing[M] = Listing()
+        items.unreadable = await self._pages(path, model, params, items.append)
+        return items
+
+    async def _pages(
+        self,
+        path: str,
+        model: type[M],
+        params: Sequence[tuple[str, str | int]],
+        take: Callable[[M], object],
+    ) -> list[Unreadable]:
+        """Hand every parsed item of a listing to `take` as its page arrives; the unreadable."""
+        unreadable_items: list[Unreadable] = []
         offset = 0
         while True:
             query: list[tuple[str, str | int]] = [
@@ -208,13 +228,15 @@ class ApiClient:
             results = page.get("results") or []
             for item in results:
                 try:
-                    items.append(model.model_validate(item))
+                    parsed = model.model_validate(item)
                 except ValidationError as exc:
-                    items.unreadable.append(unreadable(item, exc))
+                    unreadable_items.append(unreadable(item, exc))
                     log.warning("GET %s: skipped an unreadable item: %s", path, first_error(exc))
+                    continue
+                take(parsed)
             offset += len(results)
             if not results or offset >= int(page.get("count", 0)):
-                return items
+                return unreadable_items
 
     async def answers(
         self, path: str, params: Sequence[tuple[str, str | int]] = ()
@@ -274,6 +296,14 @@ class ApiClient:
 
     async def list_deployments(self, project_id: int) -> Listing[Deployment]:
         return await self._paginate(self.deployments_path(project_id), Deployment)
+
+    async def each_deployment(
+        self, project_id: int, take: Callable[[Deployment], object]
+    ) -> list[Unreadable]:
+        """Like `list_deployments`, but each deployment goes to `take` as its page arrives, so
+        a caller that keeps something smaller never holds the whole project's models at once;
+        returns the items that do not parse."""
+        return await self._pages(self.deployments_path(project_id), Deployment, (), take)
 
     async def deployment_answers(self, project_id: int) -> tuple[list[Any], int]:
         """The project's deployments as the API sent them, and the pages that took."""
