@@ -271,3 +271,22 @@ async def test_fingerprint_follows_live_and_desired_state(world: World) -> None:
     assert first.fingerprint == same.fingerprint
     await world.api.update_deployment(1, "alpha-svc", {"description": "drifted"})
     assert (await world.plan()).fingerprint != first.fingerprint
+
+
+async def test_the_plan_fingerprints_exactly_what_it_was_made_from(world: World) -> None:
+    """make_plan feeds its digest as it goes; it is the digest of the whole inputs."""
+    from reconciler.plan.make import fingerprint
+
+    for name in ("alpha-svc", "beta-svc", "gamma-svc"):
+        world.write(name, manifest(name))
+    await world.converge(await world.plan())
+    world.remove("gamma-svc")  # an orphan, kept
+    world.write("delta-svc", manifest("delta-svc"))  # new
+    await world.api.update_deployment(1, "alpha-svc", {"description": "drifted"})
+    desired = load_desired([world.dir], env=ENV)
+    plan, inputs = await plan_against(desired, world.store, world.api, PlanOptions())
+    assert {c.action.value for c in plan.changes} >= {"create", "update", "noop"}
+    expected = fingerprint(
+        desired.by_key(), inputs.records, inputs.live, plan.changes, world.store.hash_value
+    )
+    assert plan.fingerprint == expected

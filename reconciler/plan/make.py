@@ -23,6 +23,45 @@ from .changes import Action, Change, Plan, PlanError, PlanOptions
 from .rules import GONE_STATUSES, Bodies, blocked_by, desired_change, orphan, selected, targeted
 
 
+class _Digest:
+    """The fingerprint, fed deployment by deployment in key order, then the actions."""
+
+    def __init__(self, hasher: Hasher) -> None:
+        self.hasher = hasher
+        self.sha = hashlib.sha256()
+        self.encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
+    def add(
+        self,
+        key: DeploymentKey,
+        wanted: Mapping[str, Any] | None,
+        record: Record | None,
+        live: LiveDeployment | None,
+    ) -> None:
+        piece = {
+            "key": str(key),
+            "desired": wanted,
+            "recorded": dict(record.last_applied) if record is not None else None,
+            "live": self.hasher(dict(live.spec_view)) if live is not None else None,
+        }
+        self.sha.update(self.encode(piece).encode())
+        self.sha.update(b"\n")
+
+    def finish(self, changes: tuple[Change, ...]) -> str:
+        actions = [
+            [
+                str(c.key),
+                c.action.value,
+                list(c.fields),
+                c.then.value if c.then else None,
+                [list(x) for x in c.steps],
+            ]
+            for c in changes
+        ]
+        self.sha.update(self.encode(actions).encode())
+        return "sha256:" + self.sha.hexdigest()
+
+
 def fingerprint(
     desired: Mapping[DeploymentKey, DesiredDeployment],
     records: Mapping[DeploymentKey, Record],
@@ -34,9 +73,9 @@ def fingerprint(
     """A digest of everything the plan was made from; secrets enter only as salted hashes.
 
     Fed to the digest deployment by deployment, so a plan of 10,000 never holds the material
-    as one string; a live view (which may hold secrets) enters as its salted hash."""
-    digest = hashlib.sha256()
-    encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+    as one string; a live view (which may hold secrets) enters as its salted hash. (`make_plan`
+    feeds the same digest as it goes, so it never holds every body at once either.)"""
+    digest = _Digest(hasher)
     for k in sorted({c.key for c in changes}):
         if desired_hashed is not None and k in desired_hashed:
             wanted: Any = desired_hashed[k]
@@ -44,26 +83,8 @@ def fingerprint(
             wanted = hashed(desired[k].spec.body(), desired[k].sensitive_paths, hasher)
         else:
             wanted = None
-        piece = {
-            "key": str(k),
-            "desired": wanted,
-            "recorded": dict(records[k].last_applied) if k in records else None,
-            "live": hasher(dict(live[k].spec_view)) if k in live else None,
-        }
-        digest.update(encode(piece).encode())
-        digest.update(b"\n")
-    actions = [
-        [
-            str(c.key),
-            c.action.value,
-            list(c.fields),
-            c.then.value if c.then else None,
-            [list(x) for x in c.steps],
-        ]
-        for c in changes
-    ]
-    digest.update(encode(actions).encode())
-    return "sha256:" + digest.hexdigest()
+        digest.add(k, wanted, records.get(k), live.get(k))
+    return digest.finish(changes)
 
 
 def make_plan(
@@ -115,14 +136,23 @@ def make_plan(
         )
 
     changes = []
-    bodies = {k: Bodies.of(d, hasher) for k, d in wanted.items()}
+    # the fingerprint is fed as the plan goes: no deployment's bodies outlive its turn
+    digest = _Digest(fingerprint_hasher or hasher)
     for key in sorted(set(wanted) | set(owned)):
+        found = present.get(key)
+        wanted_hashed: Mapping[str, Any] | None = None
         if key in wanted:
-            changes.append(
-                desired_change(wanted[key], owned.get(key), present.get(key), hasher, bodies[key])
+            one = wanted[key]
+            bodies = Bodies.of(one, hasher)
+            changes.append(desired_change(one, owned.get(key), found, hasher, bodies))
+            wanted_hashed = (
+                bodies.hashed
+                if fingerprint_hasher is None
+                else hashed(bodies.body, one.sensitive_paths, fingerprint_hasher)
             )
         else:
-            changes.append(orphan(owned[key], present.get(key), options))
+            changes.append(orphan(owned[key], found, options))
+        digest.add(key, wanted_hashed, owned.get(key), found)
 
     deletes = [c for c in changes if c.action is Action.DELETE]
     if deletes and not wanted and not options.allow_empty:
@@ -139,21 +169,13 @@ def make_plan(
             f"if this is intended, pass --max-deletes {len(deletes)}"
         )
     frozen = tuple(changes)
-    desired_hashed = {k: b.hashed for k, b in bodies.items()}
     warnings = tuple(
         f"{key}: skipped, not ours, and the API's answer for it cannot be read "
         f"({live[key].unreadable})"
         for key in sorted(live)
         if live[key].unreadable and key not in wanted and key not in owned
     )
-    return Plan(
-        frozen,
-        fingerprint(wanted, owned, present, frozen, hasher, desired_hashed)
-        if fingerprint_hasher is None
-        else fingerprint(wanted, owned, present, frozen, fingerprint_hasher),
-        revision,
-        warnings=warnings,
-    )
+    return Plan(frozen, digest.finish(frozen), revision, warnings=warnings)
 
 
 def applied_record(
