@@ -16,7 +16,7 @@ from reconciler.execute import ApplyOptions, Event, Executor, Outcome, Phase, Re
 from reconciler.execute.send import MUTATION_ATTEMPTS
 from reconciler.manifests import load_desired
 from reconciler.model import DeploymentKey, RecordOutcome
-from reconciler.plan import Action, PlanOptions, make_plan
+from reconciler.plan import Action, PlanOptions, applied_record, make_plan
 from reconciler.state import SqliteStateStore
 
 from .conftest import manifest
@@ -79,6 +79,24 @@ async def test_create_converges_and_records(rig: Rig) -> None:
     phases = [e.phase for e in rig.events]
     assert phases[0] is Phase.QUEUED and phases[-1] is Phase.CONVERGED
     assert {Phase.SUBMITTED, Phase.TASK, Phase.DEPLOYING} <= set(phases)
+
+
+async def test_the_record_written_is_the_applied_record_of_the_manifest(rig: Rig) -> None:
+    """What a converged create writes is `applied_record` of its manifest, stamped now (the
+    executor reuses the record its journal intent made, with the time and outcome set)."""
+    rig.write("alpha-svc")
+    await rig.run()
+    key = DeploymentKey(1, "alpha-svc")
+    desired = load_desired([rig.dir], env={}).by_key()[key]
+    record = rig.store.records()[key]
+    assert record.applied_at > 0  # not the intent's placeholder
+    expected = applied_record(
+        desired,
+        rig.store.hash_value,
+        applied_at=record.applied_at,
+        outcome=RecordOutcome.CONVERGED,
+    )
+    assert record == expected
 
 
 async def test_a_lost_create_answer_is_found_not_resent(rig: Rig) -> None:

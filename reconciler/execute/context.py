@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from ..api import ApiClient
 from ..clock import Clock
 from ..errors import NotFoundError
-from ..model import DeploymentKey, DesiredDeployment, LiveDeployment, RecordOutcome
+from ..model import DeploymentKey, DesiredDeployment, LiveDeployment, Record, RecordOutcome
 from ..plan import Change, applied_record
 from ..state import StateStore
 from .journal import Journal
@@ -36,6 +36,7 @@ class Attempt:
     task_ids: list[str] = field(default_factory=list)
     submitted: bool = False  # the request went through: the record claims ownership
     phase: str = "working"  # what it was doing, for a timeout's message
+    applied: Record | None = None  # the record its intent would write (made once, reused)
 
     @property
     def key(self) -> DeploymentKey:
@@ -89,16 +90,19 @@ class Context:
     def record(self, attempt: Attempt, outcome: RecordOutcome, message: str = "") -> None:
         if attempt.desired is None:
             return
-        self.store.save_record(
-            applied_record(
+        now = self.clock.wall()
+        if attempt.applied is not None:  # the intent's record: same body, hashes and revision
+            made = replace(attempt.applied, applied_at=now, outcome=outcome, message=message)
+        else:
+            made = applied_record(
                 attempt.desired,
                 self.store.hash_value,
-                applied_at=self.clock.wall(),
+                applied_at=now,
                 outcome=outcome,
                 revision=self.revision,
                 message=message,
             )
-        )
+        self.store.save_record(made)
 
     def expired(self, attempt: Attempt) -> bool:
         return self.clock.monotonic() >= attempt.deadline

@@ -116,6 +116,7 @@ class Executor:
         )
         entry = ctx.journal.open(change.key, change.action, intent)
         attempt = Attempt(change, desired, entry, started + self.options.timeout)
+        attempt.applied = intent.record
         try:
             await VERBS[change.action](ctx, attempt)
             waited = self.options.wait or not attempt.submitted
