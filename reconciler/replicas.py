@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 REPLICA_CLASS = LOCK_CLASS + 1  # object: the replica's number
 PROJECT_CLASS = LOCK_CLASS + 2  # object: the project ID (folded into 31 bits if larger)
+# pg_locks lists the whole server's locks: another inventory's replicas use the same numbers
+THIS_DATABASE = "k.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 
 DDL = f"""
 CREATE TABLE IF NOT EXISTS {SCHEMA}.replicas (
@@ -140,7 +142,8 @@ class ProjectLeases:
             (self._clock(), self.number),
         )
         alive = (
-            "EXISTS (SELECT 1 FROM pg_locks k WHERE k.locktype = 'advisory' AND k.granted "
+            f"EXISTS (SELECT 1 FROM pg_locks k WHERE k.locktype = 'advisory' AND k.granted "
+            f"AND {THIS_DATABASE} "
             "AND k.classid::bigint = %s AND k.objid::bigint = r.number AND k.objsubid = 2)"
         )
         self._rows(
@@ -196,8 +199,8 @@ class ProjectLeases:
     def holders(self) -> dict[int, int]:
         """Every project lock held on this database: project object -> backend pid."""
         rows = self._rows(
-            "SELECT objid::bigint, pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND classid::bigint = %s AND objsubid = 2",
+            "SELECT objid::bigint, pid FROM pg_locks k WHERE locktype = 'advisory' AND granted "
+            f"AND {THIS_DATABASE} AND classid::bigint = %s AND objsubid = 2",
             (PROJECT_CLASS,),
         )
         return {int(obj): int(pid) for obj, pid in rows}

@@ -136,6 +136,29 @@ def test_a_killed_replicas_projects_are_freed_by_the_server(
 
 
 @pytest.mark.slow
+def test_replicas_of_another_database_on_the_server_are_not_counted(
+    pg_server: str, leases: list[ProjectLeases]
+) -> None:
+    """Two inventories on one server (staging and production, say) number their replicas alike:
+    a replica of one must neither keep a dead replica of the other alive nor count as its
+    holder, or the survivors stay under a fair share and leave the dead one's projects free."""
+    from tests.pgserver import create_database
+
+    here, there = create_database(pg_server), create_database(pg_server)
+    leases.extend([ProjectLeases(here), ProjectLeases(here)])  # numbers 1 and 2 here
+    leases.extend([ProjectLeases(there), ProjectLeases(there)])  # and 1 and 2 there
+    leases[3].rebalance(PROJECTS)  # replica 2 there holds every project of its inventory
+    _settle(leases[:2], PROJECTS)
+    gone = leases.pop(1)  # replica 2 here leaves
+    [(backend,)] = gone._rows("SELECT pg_backend_pid()")
+    gone.close()
+    _until_released(leases[0], backend)
+    assert [r.number for r in leases[0].heartbeat()] == [1]  # alone in its inventory
+    assert leases[0].rebalance(PROJECTS) == set(PROJECTS)  # so it takes everything
+    assert set(leases[0].holders().values()) == {leases[0]._conn.info.backend_pid}
+
+
+@pytest.mark.slow
 def test_a_due_mark_reaches_the_holder_only(pg_dsn: str, leases: list[ProjectLeases]) -> None:
     leases.extend(ProjectLeases(pg_dsn) for _ in range(2))
     _settle(leases, PROJECTS)
