@@ -59,6 +59,23 @@ def test_records_come_back_in_key_order(state_location: str) -> None:
     store.close()
 
 
+def test_many_records_share_their_field_names(state_location: str) -> None:
+    """Read together, records keep one string per field name (not one per record), and each
+    body is its own."""
+    store = open_store(state_location)
+    bodies = {
+        DeploymentKey(1, f"svc-{i}"): {"image": f"nginx:{i}", "containers": [{"region_id": i}]}
+        for i in range(3)
+    }
+    for key, body in bodies.items():
+        store.save_record(Record(key=key, last_applied=body, applied_at=1.0, outcome="converged"))
+    records = store.records()
+    assert {k: dict(r.last_applied) for k, r in records.items()} == bodies
+    first, second = (next(iter(r.last_applied)) for r in list(records.values())[:2])
+    assert first == second and first is second
+    store.close()
+
+
 def test_schema_version_and_integrity(state_location: str) -> None:
     store = open_store(state_location)
     assert store.schema_version() == SCHEMA_VERSION

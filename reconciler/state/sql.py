@@ -35,8 +35,8 @@ from .rows import (
     journal_insert_row,
     journal_of,
     placeholders,
-    record_of,
     record_row,
+    records_of,
     upsert,
 )
 
@@ -150,7 +150,7 @@ class SqlStateStore(ABC):
         rows = self._rows(
             f"SELECT {columns(RECORD_COLUMNS)} FROM deployments ORDER BY project_id, name"
         )
-        return {record.key: record for record in map(record_of, rows)}
+        return {record.key: record for record in records_of(rows)}
 
     def save_record(self, record: Record) -> None:
         with self._tx() as run:
