@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,20 +20,14 @@ from reconciler.sources import DirectorySource, GitSource, Source
 from reconciler.web import build_app
 
 from .conftest import API_KEY, manifest
+from .inproc import run_cli
 from .uiharness import APPLY, sim_server
 
 
-def cli(cwd: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command's words and exit code, in-process (tests/inproc.py)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GCORE_", "RECONCILER_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_cli(args, cwd, env)
 
 
 @pytest.fixture
