@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from reconciler.notify import Event, Kind, Notifier, NotifyOptions
 
 from .conftest import eventually, manifest
+from .inproc import run_cli
 from .receiver import Receiver
 from .uiharness import BackgroundServer, Served, serving
 
@@ -139,12 +139,7 @@ async def test_the_urls_secret_parts_are_never_logged(caplog: pytest.LogCaptureF
 
 def test_serve_refuses_a_notify_url_that_is_not_http(tmp_path: Path) -> None:
     args = ["serve", "--simulate", "--manifests", str(tmp_path), "--state", str(tmp_path / "s.db")]
-    done = subprocess.run(
-        [sys.executable, "-m", "reconciler", *args, "--notify-url", "ftp://u:secretpw@host/x"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_cli([*args, "--notify-url", "ftp://u:secretpw@host/x"], tmp_path, dict(os.environ))
     assert done.returncode != 0
     assert "--notify-url: expected an http(s) URL" in done.stderr
     assert "secretpw" not in done.stderr and "Traceback" not in done.stderr
