@@ -19,6 +19,18 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 
+def git(repo: Path, *args: str) -> str:
+    """`git ARGS` in `repo` as a test's author; its output, stripped."""
+    out = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
 def _backend() -> str:
     exec_path = subprocess.run(
         ["git", "--exec-path"], check=True, capture_output=True, text=True

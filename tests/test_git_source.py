@@ -20,19 +20,8 @@ from reconciler.simulator import BackgroundServer
 from reconciler.sources import GitSource, SourceError
 
 from .conftest import API_KEY, manifest
-from .githttp import PrivateGitServer
+from .githttp import PrivateGitServer, git
 from .uiharness import APPLY, sim_server
-
-
-def git(repo: Path, *args: str) -> str:
-    out = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip()
 
 
 @pytest.fixture

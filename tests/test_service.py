@@ -23,6 +23,7 @@ from reconciler.web import build_app
 
 from .conftest import API_KEY, eventually, manifest
 from .fakes import FakeTime
+from .githttp import git
 from .uiharness import FAST, SECRET, Running, Starter, sim_server
 
 APPLY = Starter.APPLY
@@ -220,17 +221,6 @@ async def test_without_self_heal_drift_is_reported(
 
 
 # -- git ---------------------------------------------------------------------------------------
-
-
-def git(repo: Path, *args: str) -> str:
-    out = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip()
 
 
 def commit(repo: Path, files: dict[str, str], message: str) -> str:

@@ -36,13 +36,6 @@ def server() -> Iterator[BackgroundServer]:
         yield srv
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    path = tmp_path / "m"
-    path.mkdir()
-    return path
-
-
 def _write(folder: Path, *, stopped: bool) -> None:
     extra = f"  stopped: {'true' if stopped else 'false'}\n"
     (folder / "gpu-batch.yaml").write_text(manifest("gpu-batch", extra=extra))
