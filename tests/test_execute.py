@@ -11,7 +11,12 @@ import pytest
 
 from reconciler.api import Deployment
 from reconciler.engine import fetch_live
-from reconciler.errors import ConflictError, NotFoundError, ValidationFailedError
+from reconciler.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationFailedError,
+)
 from reconciler.execute import ApplyOptions, Event, Executor, Outcome, Phase, Result
 from reconciler.execute.send import MUTATION_ATTEMPTS
 from reconciler.manifests import load_desired
@@ -20,7 +25,7 @@ from reconciler.plan import Action, PlanOptions, applied_record, make_plan
 from reconciler.state import SqliteStateStore
 
 from .conftest import manifest
-from .fakes import FakeApi, FakeTime, server_error
+from .fakes import FakeApi, FakeTime, lost, server_error
 
 
 class Rig:
@@ -107,6 +112,48 @@ async def test_a_lost_create_answer_is_found_not_resent(rig: Rig) -> None:
     assert outcomes["alpha-svc"].task_ids == ()  # they went with the lost answer
     assert rig.sends("create_deployment") == 1
     assert rig.outcome("alpha-svc") is RecordOutcome.CONVERGED
+
+
+async def test_a_lost_create_answer_whose_check_meets_a_503_reads_again(rig: Rig) -> None:
+    rig.write("alpha-svc")
+    rig.api.lose["create_deployment"] = 1
+    # the read that checks the lost answer fails even after the client's own retries
+    rig.api.fail["get_deployment"] += [server_error("GET")] * 3
+    outcome = (await rig.run())["alpha-svc"]
+    assert (outcome.result, outcome.error) == (Result.CONVERGED, "")
+    assert rig.sends("create_deployment") == 1  # found by a later read: never sent twice
+    assert rig.outcome("alpha-svc") is RecordOutcome.CONVERGED
+
+
+async def test_a_503_on_create_then_on_its_check_reads_again_then_resends(rig: Rig) -> None:
+    rig.write("alpha-svc")
+    rig.api.fail["create_deployment"].append(server_error("POST"))
+    rig.api.fail["get_deployment"] += [server_error("GET"), lost("GET")]
+    outcome = (await rig.run())["alpha-svc"]
+    assert outcome.result is Result.CONVERGED
+    assert outcome.task_ids == ("task-0001",)  # the resent create's task, waited on
+    assert rig.sends("create_deployment") == 2
+
+
+async def test_a_check_failing_transiently_is_read_again_until_the_deadline(rig: Rig) -> None:
+    rig.write("alpha-svc")
+    rig.api.lose["create_deployment"] = 1
+    rig.api.fail["get_deployment"] += [server_error("GET")] * 1000
+    outcome = (await rig.run(timeout=30.0))["alpha-svc"]
+    assert outcome.result is Result.TIMED_OUT
+    assert 30.0 <= rig.time.now < 31.0  # never past the deadline by more than a poll
+    assert 5 < rig.sends("get_deployment") < 1000
+
+
+async def test_a_check_refused_for_good_fails_at_once(rig: Rig) -> None:
+    rig.write("alpha-svc")
+    rig.api.lose["create_deployment"] = 1
+    denied = PermissionDeniedError(method="GET", path="/d", status_code=403, detail="no rights")
+    rig.api.fail["get_deployment"].append(denied)
+    outcome = (await rig.run())["alpha-svc"]
+    assert outcome.result is Result.FAILED and "no rights" in outcome.error
+    assert rig.sends("get_deployment") == 1
+    assert rig.time.now == 0.0  # no backoff before failing
 
 
 async def test_a_create_that_did_nothing_is_resent_after_a_backoff(rig: Rig) -> None:

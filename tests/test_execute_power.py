@@ -11,7 +11,7 @@ from reconciler.execute import Result
 from reconciler.model import RecordOutcome
 from reconciler.plan import Action
 
-from .fakes import FakeApi
+from .fakes import FakeApi, lost, server_error
 from .test_execute import Rig
 
 STOPPED = "  stopped: true\n"
@@ -97,4 +97,34 @@ async def test_a_deployment_gone_during_its_stop_fails_alone(tmp_path: Path) -> 
     assert outcomes["alpha-svc"].result is Result.FAILED
     assert outcomes["alpha-svc"].error == "the deployment disappeared during the stop"
     assert outcomes["beta-svc"].result is Result.SKIPPED
+    rig.store.close()
+
+
+async def test_a_lost_stop_answer_is_followed_by_the_wait(tmp_path: Path) -> None:
+    rig, api = rig_of(tmp_path)
+    rig.write("alpha-svc")
+    await rig.run()
+
+    def stopped_then_lost() -> Exception:
+        api._status(1, "alpha-svc", "DISABLED", None)  # it took effect; the answer is lost
+        return lost("POST")
+
+    api.fail["stop_deployment"].append(stopped_then_lost)
+    rig.write("alpha-svc", extra=STOPPED)
+    outcome = (await rig.run())["alpha-svc"]
+    assert (outcome.action, outcome.result, outcome.error) == (Action.STOP, Result.CONVERGED, "")
+    assert status(api, "alpha-svc") == "DISABLED"
+    rig.store.close()
+
+
+async def test_a_start_answered_503_is_sent_again(tmp_path: Path) -> None:
+    rig, api = rig_of(tmp_path)
+    rig.write("alpha-svc", extra=STOPPED)
+    await rig.run()
+    api.fail["start_deployment"] += [server_error("POST"), lost("POST")]
+    rig.write("alpha-svc")
+    outcome = (await rig.run())["alpha-svc"]
+    assert (outcome.action, outcome.result, outcome.error) == (Action.START, Result.CONVERGED, "")
+    assert rig.sends("start_deployment") == 3  # idempotent: resent until it is answered
+    assert status(api, "alpha-svc") == "ACTIVE"
     rig.store.close()

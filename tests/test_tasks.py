@@ -9,16 +9,20 @@ import pytest
 
 from reconciler.api import ApiClient, Task
 from reconciler.config import ApiSettings, Secret
-from reconciler.errors import ServerError
+from reconciler.errors import PermissionDeniedError, RateLimitedError, ServerError
 from reconciler.execute import PollOptions, Watcher
 from reconciler.model import DeploymentKey
 from reconciler.simulator import Timings, transport
 
 from .conftest import API_KEY, ManualClock, eventually, make_simulator, seed_body
-from .fakes import FakeApi, FakeTime, server_error
+from .fakes import FakeApi, FakeTime, lost, server_error
 
 FAST = Timings(task_queue=0.02, task_run=0.1, rollout=0.1, delete=0.05)
 POLL = PollOptions(initial=0.02, cap=0.05)
+
+
+def rate_limited() -> RateLimitedError:
+    return RateLimitedError(method="GET", path="/t", status_code=429, retry_after=1.0)
 
 
 def test_intervals_grow_to_the_cap_with_jitter() -> None:
@@ -147,3 +151,53 @@ async def test_a_failed_batch_poll_counts_against_every_waiter() -> None:
         )
     assert gone == [None, None, None]
     assert watcher.polls["deployment list"] == 2
+
+
+async def test_transient_poll_failures_never_end_a_wait_that_has_time_left() -> None:
+    api, time = FakeApi(), FakeTime()
+    api.task_state = "RUNNING"
+    [task] = await api.create_deployment(1, {"name": "alpha-svc"})
+    options = PollOptions(max_errors=3)
+    api.fail["get_task"] += [server_error("GET"), lost("GET"), rate_limited()] * 3
+    api.fail["get_task"].append(lambda: api.finish_tasks())  # type: ignore[arg-type, func-returns-value]
+    async with Watcher(api, asyncio.Semaphore(2), options, clock=time.clock) as watcher:  # type: ignore[arg-type]
+        finished = await watcher.task(1, task, deadline=600.0)
+    assert finished.state == "FINISHED"  # nine transient failures in a row, then an answer
+    assert watcher.polls["task get"] == 10
+
+
+async def test_transient_batch_failures_never_end_waits_that_have_time_left() -> None:
+    api, time = FakeApi(), FakeTime()
+    api.task_state = "RUNNING"
+    tasks = [(await api.create_deployment(1, {"name": f"svc-{i}"}))[0] for i in range(3)]
+    options = PollOptions(max_errors=2)
+    api.fail["list_tasks"] += [server_error("GET")] * 4 + [lambda: api.finish_tasks()]  # type: ignore[list-item, func-returns-value]
+    async with Watcher(api, asyncio.Semaphore(2), options, clock=time.clock) as watcher:  # type: ignore[arg-type]
+        done = await asyncio.gather(*(watcher.task(1, t, deadline=600.0) for t in tasks))
+    assert [t.state for t in done] == ["FINISHED"] * 3
+    assert watcher.polls["task list"] == 5 and watcher.polls["task get"] == 0
+
+
+async def test_transient_poll_failures_end_at_the_deadline_as_a_timeout() -> None:
+    api, time = FakeApi(), FakeTime()
+    api.task_state = "RUNNING"
+    [task] = await api.create_deployment(1, {"name": "alpha-svc"})
+    api.fail["get_task"] += [server_error("GET")] * 1000
+    async with Watcher(api, asyncio.Semaphore(2), clock=time.clock) as watcher:  # type: ignore[arg-type]
+        with pytest.raises(TimeoutError):
+            await watcher.task(1, task, deadline=30.0)
+    assert 30.0 <= time.now < 31.0
+
+
+async def test_permanent_poll_failures_still_end_a_wait_after_max_errors() -> None:
+    api, time = FakeApi(), FakeTime()
+    api.task_state = "RUNNING"
+    [task] = await api.create_deployment(1, {"name": "alpha-svc"})
+    denied = PermissionDeniedError(method="GET", path="/t", status_code=403, detail="no rights")
+    api.fail["get_task"] += [server_error("GET")] * 4 + [denied] * 3
+    options = PollOptions(max_errors=3)
+    async with Watcher(api, asyncio.Semaphore(2), options, clock=time.clock) as watcher:  # type: ignore[arg-type]
+        with pytest.raises(PermissionDeniedError):
+            await watcher.task(1, task, deadline=600.0)
+    assert watcher.polls["task get"] == 7
+    assert time.now < 60.0  # long before the deadline

@@ -8,13 +8,15 @@ order (journal first, then the request, then the record) is kept in one place.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from ..api import ApiClient
 from ..clock import Clock
-from ..errors import NotFoundError
+from ..errors import ApiError, NotFoundError
 from ..model import DeploymentKey, DesiredDeployment, LiveDeployment, Record, RecordOutcome
 from ..plan import Change, applied_record
 from ..state import StateStore
@@ -23,6 +25,12 @@ from .outcomes import ApplyOptions, Event, Phase, Reporter
 from .tasks import Watcher
 
 T = TypeVar("T")
+log = logging.getLogger("reconciler.execute")
+
+
+def backoff(attempt: int) -> float:
+    """The pause before the (`attempt` + 1)-th resend or re-read: 0.25 s doubling up to 4 s."""
+    return float(min(0.25 * 2**attempt, 4.0))
 
 
 @dataclass
@@ -80,9 +88,31 @@ class Context:
         attempt.phase = message or phase.value
         self.report(Event(attempt.key, attempt.change.action, phase, message, **extra))
 
-    async def find(self, key: DeploymentKey) -> LiveDeployment | None:
+    async def retried(self, attempt: Attempt, request: Callable[[], Awaitable[T]]) -> T:
+        """A read (or a request the API treats as idempotent) for `attempt`: a transient failure
+        that outlasts the client's own retries (a transport error, a 429, a 5xx) is sent again
+        after a backoff until the attempt's deadline, then `TimeoutError`. Any other error is
+        raised at once."""
+        for number in itertools.count():
+            try:
+                return await self.call(request)
+            except ApiError as exc:
+                if not exc.temporary:
+                    raise
+                left = attempt.deadline - self.clock.monotonic()
+                if left <= 0:
+                    raise TimeoutError from exc
+                log.info("%s of %s: sending again (%s)", attempt.change.action, attempt.key, exc)
+                await self.clock.sleep(min(backoff(number), left))
+        raise AssertionError("unreachable")
+
+    async def find(self, attempt: Attempt) -> LiveDeployment | None:
+        """The attempt's deployment as it is now (None when absent), read as `retried` does."""
+        key = attempt.key
         try:
-            answer = await self.call(lambda: self.api.get_deployment(key.project_id, key.name))
+            answer = await self.retried(
+                attempt, lambda: self.api.get_deployment(key.project_id, key.name)
+            )
         except NotFoundError:
             return None
         return LiveDeployment.from_answer(key.project_id, answer.model_dump(mode="json"))

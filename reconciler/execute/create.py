@@ -24,7 +24,7 @@ async def create(ctx: Context, attempt: Attempt) -> None:
     body = {"name": key.name, **attempt.wanted().spec.body()}
 
     async def check(error: ApiError) -> list[str] | _NotApplied:
-        return [] if await ctx.find(key) is not None else NOT_APPLIED
+        return [] if await ctx.find(attempt) is not None else NOT_APPLIED
 
     for _ in range(MUTATION_ATTEMPTS):
         ctx.emit(attempt, Phase.SUBMITTING, "creating")
@@ -37,7 +37,7 @@ async def create(ctx: Context, attempt: Attempt) -> None:
                 check,
             )
         except ConflictError:
-            live = await ctx.find(key)
+            live = await ctx.find(attempt)
             if live is None:
                 continue  # the namesake went away between the 409 and our look: create again
             if live.status != DeploymentStatus.DELETING:

@@ -18,7 +18,7 @@ async def delete(ctx: Context, attempt: Attempt) -> None:
     key = attempt.key
 
     async def gone_or_going() -> bool:
-        live = await ctx.find(key)
+        live = await ctx.find(attempt)
         return live is None or live.status == DeploymentStatus.DELETING
 
     async def check(error: ApiError) -> list[str] | _NotApplied:

@@ -2,8 +2,9 @@
 
 A stop is done when the deployment reads DISABLED (Suspended is its healthy state); a start is
 done when it is Healthy again (Degraded for longer than the grace fails it, as for a create).
-Both are idempotent on the API side, so a lost answer is simply followed by the wait: the
-deployment's state tells whether the request took effect, and the wait's deadline bounds it.
+Both are idempotent on the API side, so one that failed transiently (a lost answer, a 5xx) is
+simply sent again until it is answered or the deadline passes (`Context.retried`); the wait that
+follows reads the deployment's state, and the same deadline bounds it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ async def power(ctx: Context, attempt: Attempt, *, start: bool) -> LiveDeploymen
     verb = "start" if start else "stop"
     ctx.emit(attempt, Phase.SUBMITTING, "starting" if start else "stopping")
     send = ctx.api.start_deployment if start else ctx.api.stop_deployment
-    await ctx.call(lambda: send(key.project_id, key.name))
+    await ctx.retried(attempt, lambda: send(key.project_id, key.name))
     submitted(ctx, attempt, [])
     degraded_since: list[float] = []
 

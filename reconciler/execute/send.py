@@ -5,8 +5,9 @@ The client already resends what provably never arrived (a refused connection, a 
 reaches here is an error after which the request may have taken effect: a lost answer
 (`ApiTransportError.maybe_applied`) or a 5xx. `check` then reads the world and either returns
 the request's result (it did happen; the task IDs went with the answer) or `NOT_APPLIED`, and
-only then is the request sent again, after a backoff. Any other error is raised at once. The
-loop always ends in a value or a raise.
+only then is the request sent again, after a backoff. The check's read is itself retried while
+it fails transiently, until the deadline (`Context.retried`): a 503 on the read proves nothing.
+Any other error is raised at once. The loop always ends in a value or a raise.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from enum import Enum
 from typing import Final, TypeVar
 
 from ..errors import ApiError, ApiTransportError
-from .context import Attempt, Context
+from .context import Attempt, Context, backoff
 from .outcomes import Phase
 
 T = TypeVar("T")
@@ -28,10 +29,6 @@ class _NotApplied(Enum):
 
 
 NOT_APPLIED: Final = _NotApplied.NOT_APPLIED
-
-
-def backoff(attempt: int) -> float:
-    return float(min(0.25 * 2**attempt, 4.0))
 
 
 def may_have_applied(error: ApiError) -> bool:

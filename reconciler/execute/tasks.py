@@ -23,10 +23,14 @@ Polling follows the server rather than a timer per waiter:
   differences), so the list holds the tasks in flight, not the whole run's;
 - every request goes through the caller's slots (the `--parallelism` bound).
 
-A poll that fails is retried at the next interval; `max_errors` failures in a row fail the entry.
-A wait may carry a deadline (on the clock's monotonic time): past it, the wait raises
-`TimeoutError`. Time is read from, and waited on, the injected `Clock` only. The timing rules
-(when each entry or list is next due) are `schedule.py`'s; this module polls and delivers.
+A poll that fails is retried at the next interval. A wait may carry a deadline (on the clock's
+monotonic time): past it, the wait raises `TimeoutError`. A transient failure (a transport error,
+a 429, a 5xx, each already retried by the client) never ends a wait that has a deadline: only
+the deadline does. `max_errors` failures in a row that are not transient (a 4xx, an answer that
+does not parse) fail the entry; a wait without a deadline (resume's) counts every failure, so it
+cannot outlast an API that stays down. Time is read from, and waited on, the injected `Clock`
+only. The timing rules (when each entry or list is next due) are `schedule.py`'s; this module
+polls and delivers.
 """
 
 from __future__ import annotations
@@ -235,7 +239,8 @@ class Watcher:
             self.schedule.reschedule(entry)
 
     def _failed(self, entry: Entry, error: ApiError) -> None:
-        entry.errors += 1
+        if not (error.temporary and entry.deadline is not None):
+            entry.errors += 1  # a transient failure ends a wait only at its deadline
         if entry.errors >= self.options.max_errors and not entry.future.done():
             entry.future.set_exception(error)
         else:

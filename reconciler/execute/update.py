@@ -47,7 +47,7 @@ async def patch(ctx: Context, attempt: Attempt, fields: Sequence[str]) -> list[s
     key = attempt.key
 
     async def check(error: ApiError) -> list[str] | _NotApplied:
-        live = await ctx.find(key)
+        live = await ctx.find(attempt)
         if live is None:
             raise ActionFailed(f"the deployment disappeared during the update ({error})")
         if not diff(body, live.spec_view, sensitive=desired.sensitive_paths):
