@@ -18,7 +18,7 @@ from reconciler.errors import (
     ValidationFailedError,
 )
 from reconciler.execute import ApplyOptions, Event, Executor, Outcome, Phase, Result
-from reconciler.execute.send import MUTATION_ATTEMPTS
+from reconciler.execute.create import CREATE_ATTEMPTS
 from reconciler.manifests import load_desired
 from reconciler.model import DeploymentKey, RecordOutcome
 from reconciler.plan import Action, PlanOptions, applied_record, make_plan
@@ -165,13 +165,23 @@ async def test_a_create_that_did_nothing_is_resent_after_a_backoff(rig: Rig) -> 
     assert rig.time.sleeps[:2] == [0.25, 0.5]
 
 
-async def test_a_create_failing_every_time_fails_without_a_record(rig: Rig) -> None:
+async def test_a_create_answered_503_many_times_is_resent_while_there_is_time(rig: Rig) -> None:
     rig.write("alpha-svc")
-    rig.api.fail["create_deployment"] += [server_error("POST")] * MUTATION_ATTEMPTS
-    outcomes = await rig.run()
-    assert outcomes["alpha-svc"].result is Result.FAILED
-    assert "HTTP 503" in outcomes["alpha-svc"].error
-    assert rig.sends("create_deployment") == MUTATION_ATTEMPTS
+    rig.api.fail["create_deployment"] += [server_error("POST")] * 12  # each checked: not there
+    outcome = (await rig.run(timeout=120.0))["alpha-svc"]
+    assert (outcome.result, outcome.error) == (Result.CONVERGED, "")
+    assert rig.sends("create_deployment") == 13
+    assert outcome.task_ids == ("task-0001",) and len(rig.api.tasks) == 1  # created once
+
+
+async def test_a_create_failing_every_time_times_out_without_a_record(rig: Rig) -> None:
+    rig.write("alpha-svc")
+    rig.api.fail["create_deployment"] += [server_error("POST")] * 1000
+    outcome = (await rig.run(timeout=60.0))["alpha-svc"]
+    assert outcome.result is Result.TIMED_OUT
+    assert "HTTP 503" in outcome.error  # what it was doing when time ran out
+    assert 60.0 <= rig.time.now < 61.0
+    assert 10 < rig.sends("create_deployment") < 1000
     assert rig.outcome("alpha-svc") is None  # nothing was created: nothing is owned
 
 
@@ -249,7 +259,7 @@ async def test_creates_blocked_by_a_deleting_namesake_fail_alone(tmp_path: Path)
     outcomes = await rig.run()
     assert outcomes["beta-svc"].result is Result.CONVERGED
     assert outcomes["alpha-svc"].result is Result.FAILED
-    assert f"409 Conflict {MUTATION_ATTEMPTS} times" in outcomes["alpha-svc"].error
+    assert f"409 Conflict {CREATE_ATTEMPTS} times" in outcomes["alpha-svc"].error
     rig.store.close()
 
 

@@ -16,7 +16,9 @@ from .adopt import adopt_existing
 from .context import Attempt, Context
 from .finish import finish
 from .outcomes import ActionFailed, Phase
-from .send import MUTATION_ATTEMPTS, NOT_APPLIED, _NotApplied, send_checked
+from .send import NOT_APPLIED, _NotApplied, send_checked
+
+CREATE_ATTEMPTS = 8  # creates of one name, each after a 409 from a namesake that went away
 
 
 async def create(ctx: Context, attempt: Attempt) -> None:
@@ -26,7 +28,7 @@ async def create(ctx: Context, attempt: Attempt) -> None:
     async def check(error: ApiError) -> list[str] | _NotApplied:
         return [] if await ctx.find(attempt) is not None else NOT_APPLIED
 
-    for _ in range(MUTATION_ATTEMPTS):
+    for _ in range(CREATE_ATTEMPTS):
         ctx.emit(attempt, Phase.SUBMITTING, "creating")
         try:
             tasks = await send_checked(
@@ -62,7 +64,7 @@ async def create(ctx: Context, attempt: Attempt) -> None:
         await finish(ctx, attempt, tasks)
         return
     raise ActionFailed(
-        f"create answered 409 Conflict {MUTATION_ATTEMPTS} times: a deployment of that name "
+        f"create answered 409 Conflict {CREATE_ATTEMPTS} times: a deployment of that name "
         "kept being deleted and recreated meanwhile"
     )
 

@@ -6,12 +6,15 @@ reaches here is an error after which the request may have taken effect: a lost a
 (`ApiTransportError.maybe_applied`) or a 5xx. `check` then reads the world and either returns
 the request's result (it did happen; the task IDs went with the answer) or `NOT_APPLIED`, and
 only then is the request sent again, after a backoff. The check's read is itself retried while
-it fails transiently, until the deadline (`Context.retried`): a 503 on the read proves nothing.
-Any other error is raised at once. The loop always ends in a value or a raise.
+it fails transiently (`Context.retried`): a 503 on the read proves nothing. A transient failure
+is never the end: the request is sent again, each time after proving the last did nothing,
+until the attempt's deadline (then `TimeoutError`). Any other error is raised at once. The
+loop always ends in a value or a raise.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Final, TypeVar
@@ -21,7 +24,6 @@ from .context import Attempt, Context, backoff
 from .outcomes import Phase
 
 T = TypeVar("T")
-MUTATION_ATTEMPTS = 8  # sends of one mutating request, each after checking the last did nothing
 
 
 class _NotApplied(Enum):
@@ -45,7 +47,7 @@ async def send_checked(
     check: Callable[[ApiError], Awaitable[T | _NotApplied]],
 ) -> T:
     """Send `send()`; on an error after which it may have applied, ask `check` before resending."""
-    for number in range(MUTATION_ATTEMPTS):
+    for number in itertools.count():
         try:
             return await ctx.call(send)
         except ApiError as exc:
@@ -55,10 +57,9 @@ async def send_checked(
                 found = await check(exc)
                 if found is not NOT_APPLIED:
                     return found
-            if number == MUTATION_ATTEMPTS - 1:
-                raise
-            if ctx.expired(attempt):
+            left = attempt.deadline - ctx.clock.monotonic()
+            if left <= 0:
                 raise TimeoutError from exc
             ctx.emit(attempt, Phase.SUBMITTING, f"{what} not applied ({exc}); retrying")
-            await ctx.clock.sleep(backoff(number))
+            await ctx.clock.sleep(min(backoff(number), left))
     raise AssertionError("unreachable")
