@@ -376,6 +376,16 @@ async def test_an_update_whose_deployment_vanished_fails(rig: Rig) -> None:
     assert outcome.error.startswith("the deployment disappeared during the update")
 
 
+async def test_an_update_in_two_patches_carries_both_tasks_it_waited_on(rig: Rig) -> None:
+    rig.write("alpha-svc", extra="  api_keys: [key-one]\n")
+    assert (await rig.run())["alpha-svc"].result is Result.CONVERGED
+    rig.write("alpha-svc", extra="  auth_enabled: true\n")  # the keys off, then the flag on
+    outcome = (await rig.run())["alpha-svc"]
+    assert rig.api.patches == [{"api_keys": []}, {"auth_enabled": True}]
+    assert (outcome.action, outcome.result) == (Action.UPDATE, Result.CONVERGED)
+    assert outcome.task_ids == ("task-0002", "task-0003")  # both waited on, both reported
+
+
 async def test_adopt_records_ownership_then_patches(rig: Rig) -> None:
     rig.api.seed(1, "alpha-svc", description="someone else's")
     rig.write("alpha-svc")

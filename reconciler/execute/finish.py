@@ -49,6 +49,8 @@ async def wait_tasks(ctx: Context, attempt: Attempt, tasks: Sequence[str]) -> No
         ctx.emit(attempt, Phase.TASK, f"waiting for task {task.id[:8]} ({task.state})")
 
     for task_id in tasks:
+        if task_id not in attempt.task_ids:  # an earlier PATCH's: the outcome names it too
+            attempt.task_ids.append(task_id)
         ctx.emit(attempt, Phase.TASK, f"waiting for task {task_id[:8]}")
         started = ctx.clock.monotonic()
         task = await ctx.watcher.task(
