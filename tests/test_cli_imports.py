@@ -123,3 +123,18 @@ def test_the_engine_loads_neither_the_simulator_nor_deepdiff() -> None:
     assert "reconciler.engine" in modules
     unwanted = ("starlette", "uvicorn", "reconciler.simulator.app", "deepdiff")
     assert roots(modules, unwanted) == []
+
+
+def test_the_engine_loads_no_terminal_stack_through_httpx() -> None:
+    """`import httpx` loads httpx's own command-line client (click, rich, pygments: ~0.1 s of
+    every command that talks to the API) unless `reconciler` has marked it absent first."""
+    script = (
+        "import json, sys; import reconciler.engine; "
+        "print(json.dumps(sorted(n for n, m in sys.modules.items() if m is not None)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    modules = set(json.loads(done.stdout))
+    assert "httpx" in modules
+    assert roots(modules, ("httpx._main", "click", "rich", "pygments")) == []
