@@ -16,10 +16,11 @@ from reconciler.engine import plan_against
 from reconciler.execute import Result
 from reconciler.manifests import load_desired
 from reconciler.plan import Action, Plan, PlanOptions, Reason
-from reconciler.simulator import BackgroundServer, Simulator, SimulatorConfig
+from reconciler.simulator import BackgroundServer, Simulator
 from reconciler.state import SqliteStateStore
 
-from .conftest import API_KEY, FLAVOR, seed_body
+from .conftest import API_KEY, FLAVOR, ManualClock, make_simulator, seed_body
+from .fakes import FakeTime
 from .test_apply import FAST, Rig
 
 MODES: dict[str, dict[str, bool]] = {
@@ -31,7 +32,9 @@ MODES: dict[str, dict[str, bool]] = {
 
 
 def rig_in(tmp_path: Path, **config: Any) -> Iterator[Rig]:
-    sim = Simulator(SimulatorConfig(api_key=API_KEY, timings=FAST, **config))
+    """A rig on fake time (see test_apply.make_rig), over real HTTP, in the given mode."""
+    clock = ManualClock()
+    sim = make_simulator(clock, timings=FAST, **config)
     with BackgroundServer(sim) as server:
         headers = {"Authorization": f"APIKey {API_KEY}"}
         for key in ("key-one", "key-two"):
@@ -39,7 +42,7 @@ def rig_in(tmp_path: Path, **config: Any) -> Iterator[Rig]:
                 f"{server.url}/cloud/v3/inference/1/api_keys", json={"name": key}, headers=headers
             )
             assert answer.status_code < 300, answer.text
-        yield Rig(tmp_path, server)
+        yield Rig(tmp_path, server, FakeTime(clock.advance))
 
 
 @pytest.fixture

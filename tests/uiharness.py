@@ -28,6 +28,7 @@ from reconciler.ui import UiOptions
 from reconciler.web import _Server, build_app
 
 from .conftest import API_KEY, eventually
+from .conftest import _answer_at_once as answer_at_once
 
 FAST = Timings(task_queue=0.02, task_run=0.1, rollout=0.1, delete=0.05)
 APPLY = ApplyOptions(timeout=5, poll=PollOptions(initial=0.03, cap=0.1))
@@ -127,6 +128,7 @@ async def serving(
     service.listeners.extend(listeners)
     app = build_app(service, ui or UiOptions(refresh=0.3, snapshot_ttl=0.2))
     sock = socket.socket()
+    answer_at_once(sock)  # see conftest.py: no 40 ms delayed-ACK wait per request
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
