@@ -31,9 +31,11 @@ MODES: dict[str, dict[str, bool]] = {
 }
 
 
-def rig_in(tmp_path: Path, **config: Any) -> Iterator[Rig]:
-    """A rig on fake time (see test_apply.make_rig), over real HTTP, in the given mode."""
-    clock = ManualClock()
+def rig_in(tmp_path: Path, fake_time: bool = False, **config: Any) -> Iterator[Rig]:
+    """A rig over real HTTP in the given mode; with `fake_time`, on fake time shared with the
+    simulator (see test_apply.make_rig). Tests of how waits are batched keep real time: on fake
+    time, waits that overlap in real time add up instead."""
+    clock = ManualClock() if fake_time else None
     sim = make_simulator(clock, timings=FAST, **config)
     with BackgroundServer(sim) as server:
         headers = {"Authorization": f"APIKey {API_KEY}"}
@@ -42,7 +44,7 @@ def rig_in(tmp_path: Path, **config: Any) -> Iterator[Rig]:
                 f"{server.url}/cloud/v3/inference/1/api_keys", json={"name": key}, headers=headers
             )
             assert answer.status_code < 300, answer.text
-        yield Rig(tmp_path, server, FakeTime(clock.advance))
+        yield Rig(tmp_path, server, FakeTime(clock.advance) if clock else None)
 
 
 @pytest.fixture
@@ -57,7 +59,7 @@ def sparse(tmp_path: Path) -> Iterator[Rig]:
 
 @pytest.fixture(params=sorted(MODES))
 def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
-    yield from rig_in(tmp_path, **MODES[request.param])
+    yield from rig_in(tmp_path, fake_time=True, **MODES[request.param])
 
 
 def spec(extra: str) -> str:
