@@ -103,18 +103,8 @@ async def plan_against(
     records = store.records()
     fingerprint_hasher = empty_state_hasher() if empty_state_hasher and not records else None
     projects = {d.key.project_id for d in desired} | {k.project_id for k in records}
-    # the catalog's two lists travel while the deployment lists page; a failing live list is
-    # still the error reported (the catalog's request is then cancelled, its outcome dropped)
-    fetching = (
-        asyncio.ensure_future(fetch_catalog(api)) if options.preflight and len(desired) else None
-    )
-    try:
-        live = await fetch_live(api, projects)
-        catalog = await fetching if fetching is not None else None
-    finally:
-        if fetching is not None:
-            fetching.cancel()  # a no-op once it is done; the gather retrieves its outcome
-            await asyncio.gather(fetching, return_exceptions=True)
+    live = await fetch_live(api, projects)
+    catalog = await fetch_catalog(api) if options.preflight and len(desired) else None
     plan = make_plan(
         desired,
         records,
