@@ -14,21 +14,11 @@ import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .api import ApiClient, Deployment
 from .clock import REAL, Clock
 from .errors import ReconcilerError
-from .execute import (
-    ApplyOptions,
-    Entry,
-    Executor,
-    FollowUp,
-    Journal,
-    Outcome,
-    Reporter,
-    resume,
-    unchanged_outcomes,
-)
 from .gcpolicy import batch
 from .manifests import ManifestErrors, load_desired
 from .model import DeploymentKey, DesiredState, LiveDeployment, Record
@@ -55,6 +45,9 @@ from .target import Target as Target
 from .target import connect as connect
 from .target import open_state as open_state
 from .target import read_state, state_exists
+
+if TYPE_CHECKING:  # `plan` and `status` run without the executor: apply imports it
+    from .execute import ApplyOptions, Entry, Outcome, Reporter
 
 
 async def fetch_live(
@@ -239,6 +232,8 @@ async def apply(
 
     With `projects` (a service replica's share), records and journal entries of other projects
     are neither planned nor resumed: another replica owns them."""
+    from .execute import Executor, resume, unchanged_outcomes
+
     hooks = hooks or ApplyHooks()
     started = clock.monotonic()
     # a saved plan made where no state existed was fingerprinted without a state key
@@ -298,6 +293,8 @@ def unfinished(target: Target) -> list[Entry]:
     """What an interrupted apply left in the journal (nothing if there is no state yet)."""
     if not state_exists(target):
         return []
+    from .execute import Journal
+
     with open_state(target) as store:
         return Journal(store).unfinished()
 
@@ -336,6 +333,8 @@ def recorded_projects(target: Target) -> frozenset[int]:
 async def status(target: Target, on_request: RequestHook | None = None) -> list[StatusRow]:
     if not state_exists(target):
         return []  # nothing is owned yet; and a read does not create the state
+    from .execute import FollowUp, Journal
+
     with open_state(target) as store:
         records = store.records()
         pending = [] if _applying(store) else Journal(store).unfinished()

@@ -138,3 +138,14 @@ def test_the_engine_loads_no_terminal_stack_through_httpx() -> None:
     modules = set(json.loads(done.stdout))
     assert "httpx" in modules
     assert roots(modules, ("httpx._main", "click", "rich", "pygments")) == []
+
+
+def test_the_engine_loads_the_executor_only_for_apply() -> None:
+    """`plan` and `status` go through the engine without the executor and its journal."""
+    script = "import json, sys; import reconciler.engine; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    modules = set(json.loads(done.stdout))
+    assert "reconciler.engine" in modules and "reconciler.plan" in modules
+    assert sorted(m for m in modules if m.startswith("reconciler.execute")) == []
