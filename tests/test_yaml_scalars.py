@@ -44,6 +44,8 @@ TRICKY = [
     "9223372036854775807",
     "-9223372036854775808",
     "12345678901234567890123",
+    "0b_",
+    "0x_",
 ]
 
 
@@ -60,7 +62,12 @@ def pyyaml(value: str) -> object:
 def test_tricky_scalars_read_as_pyyaml_reads_them_twice_over() -> None:
     for _ in range(2):  # the second time, every tag comes from the loader's memory
         for value in TRICKY:
-            ours, theirs = read(value), pyyaml(value)
+            ours = read(value)
+            try:
+                theirs = pyyaml(value)
+            except ValueError:  # PyYAML itself fails (int("", 2)): ours is a located problem
+                assert ours == ("problem", 1), value
+                continue
             if isinstance(theirs, int) and not -(2**63) <= theirs < 2**63:
                 assert ours == ("problem", 1), value  # refused: not a 64-bit integer
             elif isinstance(theirs, float) and theirs != theirs:
@@ -77,6 +84,9 @@ def test_numbers_read_as_pyyaml_reads_them(value: str) -> None:
     try:
         theirs = pyyaml(value)
     except yaml.YAMLError:
+        return
+    except ValueError:  # PyYAML's own int() fails on `0b_`, `0x_`: ours is a located problem
+        assert read(value) == ("problem", 1), value
         return
     if isinstance(theirs, int) and -(2**63) <= theirs < 2**63 and not isinstance(theirs, bool):
         assert read(value) == theirs and type(read(value)) is int
