@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -25,28 +24,6 @@ if TYPE_CHECKING:
 
 API_KEY = "test-key-0123456789"
 FLAVOR = "inference-16vcpu-232gib-1xh100-80gb"
-
-
-def _answer_at_once(sock: socket.socket) -> None:
-    """TCP_NODELAY on a listening socket (accepted connections inherit it).
-
-    A socket made as `socket.socket(AF_INET, SOCK_STREAM)` has protocol 0, so asyncio does not
-    set TCP_NODELAY on the connections uvicorn accepts from it: a response written as headers
-    then body waits for the client's delayed ACK, about 40 ms per request on loopback (measured:
-    43 ms per request, 0.9 ms with it). The simulator's `BackgroundServer` makes its socket so;
-    the tests set the option on it rather than wait 40 ms for every request."""
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-_background_server_init = BackgroundServer.__init__
-
-
-def _init_answering_at_once(self: BackgroundServer, *args: Any, **kwargs: Any) -> None:
-    _background_server_init(self, *args, **kwargs)
-    _answer_at_once(self._sock)
-
-
-BackgroundServer.__init__ = _init_answering_at_once  # type: ignore[method-assign]
 
 
 class ManualClock:

@@ -12,10 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from reconciler.cli.common import listening_socket
 from reconciler.config import ApiSettings, Secret
 from reconciler.engine import Target
 from reconciler.service import ServeOptions, Service
-from reconciler.simulator import BackgroundServer
+from reconciler.simulator import BackgroundServer, Simulator
 from reconciler.sources import DirectorySource, GitSource, Source
 from reconciler.web import build_app
 
@@ -145,3 +146,26 @@ async def test_an_emptied_folder_applies_nothing_and_says_so(
     assert code == 503 and "no manifest in" in text and "--allow-empty" in text
     assert status["last_reconcile"]["errors"] == [text.removeprefix("not ready: ").strip()]  # type: ignore[index]
     assert (1, "alpha-svc") in api.simulator.cloud.deployments  # nothing was pruned
+
+
+def _accepted_nodelay(listener: socket.socket) -> int:
+    listener.listen(1)
+    with socket.create_connection(listener.getsockname()[:2]):
+        accepted, _ = listener.accept()
+        with accepted:
+            return accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_serve_and_the_simulator_answer_without_waiting_for_a_delayed_ack(
+    simulator: Simulator,
+) -> None:
+    """The sockets serve and the simulator listen on hand TCP_NODELAY to what they accept (asyncio
+    sets it only on sockets made with proto IPPROTO_TCP): a response written as headers, then
+    body, must not wait ~40 ms for the client's delayed ACK."""
+    with listening_socket("127.0.0.1", 0) as listener:
+        assert _accepted_nodelay(listener)
+    background = BackgroundServer(simulator)
+    try:
+        assert background._sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        background._sock.close()

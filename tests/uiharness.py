@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import uvicorn
 
+from reconciler.cli.common import listening_socket
 from reconciler.config import ApiSettings, Secret
 from reconciler.engine import Target
 from reconciler.execute import ApplyOptions, PollOptions
@@ -28,7 +28,6 @@ from reconciler.ui import UiOptions
 from reconciler.web import _Server, build_app
 
 from .conftest import API_KEY, eventually
-from .conftest import _answer_at_once as answer_at_once
 
 FAST = Timings(task_queue=0.02, task_run=0.1, rollout=0.1, delete=0.05)
 APPLY = ApplyOptions(timeout=5, poll=PollOptions(initial=0.03, cap=0.1))
@@ -127,9 +126,7 @@ async def serving(
     service = Service(DirectorySource(folder), target, ServeOptions(**options), leases=leases)
     service.listeners.extend(listeners)
     app = build_app(service, ui or UiOptions(refresh=0.3, snapshot_ttl=0.2))
-    sock = socket.socket()
-    answer_at_once(sock)  # see conftest.py: no 40 ms delayed-ACK wait per request
-    sock.bind(("127.0.0.1", 0))
+    sock = listening_socket("127.0.0.1", 0)  # as serve makes it
     port = sock.getsockname()[1]
     server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     http = asyncio.create_task(server.serve(sockets=[sock]))
