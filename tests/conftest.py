@@ -22,6 +22,16 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 if TYPE_CHECKING:
     from .uiharness import Starter
 
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto` (the default): one worker per core for a run with the slow suites, whose
+    processes, browsers and databases want a core each; three per core for the quick suite
+    (`-m "not slow"`), whose tests mostly wait on loopback HTTP and each other's turns."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or config.option.markexpr != "not slow":
+        return None  # xdist's own count
+    return 3 * (len(os.sched_getaffinity(0)) or 1)
+
+
 API_KEY = "test-key-0123456789"
 FLAVOR = "inference-16vcpu-232gib-1xh100-80gb"
 
