@@ -349,3 +349,25 @@ async def test_the_sparse_simulator_parses_over_http(clock: ManualClock) -> None
     assert listing[0].command == ["nginx", "-g", "daemon off;"]
     assert task.project_id is None
     assert {r.region_id for r in capacity} == {1, 2, 3, 4}
+
+
+def test_what_an_error_answer_says_is_escaped_before_anyone_prints_it() -> None:
+    """The API's words reach terminals, CI logs and pages through every error message: an ESC, a
+    newline plus `::error` in any field of an error answer comes out as visible escapes."""
+    from reconciler.api.answers import status_error
+
+    hostile = "\x1b[2J\n::error file=x::forged"
+    body = {
+        "exception_class": "Bad\x1bClass",
+        "message": hostile,
+        "request_id": "req\x07",
+        "invalid_fields": {"image\n::warning": [hostile]},
+    }
+    request = httpx.Request("POST", "https://api.example/cloud/v3/x")
+    for response in (
+        httpx.Response(422, json=body, request=request),
+        httpx.Response(500, text=hostile, request=request),
+    ):
+        text = str(status_error("POST", "/x", response, lambda s: s))
+        assert "\x1b" not in text and "\x07" not in text and "\n" not in text, text
+        assert "\\x1b[2J" in text

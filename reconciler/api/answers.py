@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import ApiStatusError, RateLimitedError, status_error_class
 from ..redact import Redactor
+from ..textsafe import escape
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -93,25 +94,30 @@ def status_error(
         body = response.json()
     except ValueError:
         body = None
+
+    def said(value: Any) -> str | None:  # redacted (it may echo a secret), then made printable
+        return escape(redact(str(value))) if value else None
+
     fields: dict[str, Any] = {}
     if isinstance(body, dict):
-        detail = body.get("message") or body.get("detail")
         invalid = body.get("invalid_fields")
         fields = {
-            "exception_class": body.get("exception_class"),
-            "detail": redact(str(detail)) if detail else None,
-            "request_id": body.get("request_id"),
+            "exception_class": said(body.get("exception_class")),
+            "detail": said(body.get("message") or body.get("detail")),
+            "request_id": said(body.get("request_id")),
             "invalid_fields": {
-                str(name): [redact(str(m)) for m in (msgs if isinstance(msgs, list) else [msgs])]
+                escape(str(name)): [
+                    said(m) or "" for m in (msgs if isinstance(msgs, list) else [msgs])
+                ]
                 for name, msgs in invalid.items()
             }
             if isinstance(invalid, dict)
             else None,
         }
     elif response.text:
-        fields = {"detail": redact(response.text.strip()[:200])}
+        fields = {"detail": said(response.text.strip()[:200])}
     fields.setdefault("request_id", None)
-    fields["request_id"] = fields["request_id"] or response.headers.get("x-request-id")
+    fields["request_id"] = fields["request_id"] or said(response.headers.get("x-request-id"))
     cls = status_error_class(response.status_code)
     common = {"method": method, "path": path, "status_code": response.status_code, **fields}
     if cls is RateLimitedError:
