@@ -42,7 +42,24 @@ HTTP_CONCURRENCY = 200  # connections at once; more are answered 503 by uvicorn
 HEAD_TIMEOUT = 10.0
 
 
-__all__ = ["build_app", "head_timed", "run_service", "signature_ok"]
+__all__ = ["build_app", "head_timed", "run_service", "server_config", "signature_ok"]
+
+
+def server_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
+    """How `serve` listens: a bounded number of connections, idle ones closed after 5 s, a request
+    head not whole within HEAD_TIMEOUT closed, uvicorn's records through our log handler."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        log_config=None,  # uvicorn's records go through our handler (text or JSON)
+        lifespan="off",
+        access_log=False,
+        limit_concurrency=HTTP_CONCURRENCY,
+        timeout_keep_alive=5,
+        http=head_timed(),
+    )
 
 
 def head_timed(timeout: float = HEAD_TIMEOUT) -> type[H11Protocol]:
@@ -166,19 +183,7 @@ async def run_service(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    config = uvicorn.Config(
-        build_app(service, ui),
-        host=host,
-        port=port,
-        log_level="warning",
-        log_config=None,  # uvicorn's records go through our handler (text or JSON)
-        lifespan="off",
-        access_log=False,
-        limit_concurrency=HTTP_CONCURRENCY,
-        timeout_keep_alive=5,
-        http=head_timed(),
-    )
-    server = _Server(config)
+    server = _Server(server_config(build_app(service, ui), host, port))
     sockets = [sock] if sock is not None else None
     http = asyncio.create_task(server.serve(sockets=sockets), name="http")
     await asyncio.sleep(0)

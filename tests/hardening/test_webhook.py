@@ -14,10 +14,12 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from starlette.applications import Starlette
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from reconciler.simulator import BackgroundServer
 from reconciler.sources import DirectorySource
-from reconciler.web import build_app, head_timed
+from reconciler.web import HTTP_CONCURRENCY, build_app, head_timed, server_config
 from reconciler.webhook import WebhookLimits
 
 from ..uiharness import SECRET, Running
@@ -160,3 +162,12 @@ async def test_a_kept_alive_connection_must_send_its_next_head_in_time(
     rest = await asyncio.wait_for(reader.read(), 5)  # what is left of the first answer, then EOF
     assert b"HTTP/1.1" not in rest
     writer.close()
+
+
+def test_serve_listens_with_the_head_timeout_and_the_connection_bound() -> None:
+    """What `run_service` gives uvicorn: the protocol that closes a connection whose request head
+    is late (the test above runs it with a short timeout), and the bound on connections."""
+    config = server_config(Starlette(), "127.0.0.1", 0)
+    assert issubclass(config.http, H11Protocol) and hasattr(config.http, "_head_late")
+    assert config.limit_concurrency == HTTP_CONCURRENCY
+    assert config.log_config is None and config.timeout_keep_alive == 5
