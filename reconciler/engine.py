@@ -37,17 +37,17 @@ from .preflight import check as preflight_check
 from .preflight import fetch_catalog
 from .redact import sensitive_values
 from .scoped import ScopedStore
-from .state import LockHeld, StateStore, alive
+from .state import LockHeld, StateStore, alive, offloop
 from .statekey import Hasher, no_state_hasher
 from .status import StatusRow, status_rows
 from .target import RequestHook as RequestHook  # callers reach `target` through here too
 from .target import Target as Target
 from .target import connect as connect
 from .target import open_state as open_state
-from .target import read_state, state_exists
+from .target import open_state_async, state_exists
 
 if TYPE_CHECKING:  # `plan` and `status` run without the executor: apply imports it
-    from .execute import ApplyOptions, Entry, Outcome, Reporter
+    from .execute import ApplyOptions, Entry, Journal, Outcome, Reporter
 
 
 async def fetch_live(
@@ -93,7 +93,7 @@ async def plan_against(
     secrets with the hasher `empty_state_hasher` makes, when given (`statekey.no_state_hasher`,
     derived only then: with RECONCILER_STATE_KEY it costs a PBKDF2): a plan made
     where no state exists yet is then checked alike by an apply that has just created it."""
-    records = store.records()
+    records = await offloop(store, store.records)
     fingerprint_hasher = empty_state_hasher() if empty_state_hasher and not records else None
     projects = {d.key.project_id for d in desired} | {k.project_id for k in records}
     live = await fetch_live(api, projects)
@@ -199,12 +199,11 @@ async def plan(
 
     A state that does not exist yet is not created: it is empty, and the plan's fingerprint
     hashes secrets without a state key, as `apply` checks it (see `plan_against`)."""
-    with read_state(target) as store:
-        async with connect(target, on_request) as api:
-            made, _ = await plan_against(
-                desired, store, api, options, empty_state_hasher=lambda: _no_state_hasher(target)
-            )
-            return made
+    async with open_state_async(target, read=True) as store, connect(target, on_request) as api:
+        made, _ = await plan_against(
+            desired, store, api, options, empty_state_hasher=lambda: _no_state_hasher(target)
+        )
+        return made
 
 
 def _no_state_hasher(target: Target) -> Hasher:
@@ -238,7 +237,7 @@ async def apply(
     started = clock.monotonic()
     # a saved plan made where no state existed was fingerprinted without a state key
     empty = (lambda: _no_state_hasher(target)) if expected_fingerprint is not None else None
-    with open_state(target) as opened:
+    async with open_state_async(target) as opened:
         store: StateStore = opened if projects is None else ScopedStore(opened, projects)
         await take_lock(store, lock_timeout, clock)
         async with connect(target, hooks.on_request) as api:
@@ -312,7 +311,7 @@ async def take_lock(store: StateStore, timeout: float, clock: Clock, poll: float
     deadline = clock.monotonic() + timeout
     while True:
         try:
-            store.acquire_lock(timeout=timeout, monotonic=_one_try())
+            await offloop(store, lambda: store.acquire_lock(timeout=timeout, monotonic=_one_try()))
             return
         except LockHeld:
             if clock.monotonic() >= deadline:
@@ -335,14 +334,18 @@ async def status(target: Target, on_request: RequestHook | None = None) -> list[
         return []  # nothing is owned yet; and a read does not create the state
     from .execute import FollowUp, Journal
 
-    with open_state(target) as store:
-        records = store.records()
-        pending = [] if _applying(store) else Journal(store).unfinished()
+    async with open_state_async(target) as store:
+        records, pending = await offloop(store, lambda: _owned(store, Journal(store)))
         async with connect(target, on_request) as api:
             live = await fetch_live(api, {k.project_id for k in records})
         not_waited = {e.key for e in pending if e.follow_up is FollowUp.NOT_WAITED}
         interrupted = {e.key for e in pending} - not_waited
         return status_rows(records, live, store.hash_value, interrupted, not_waited)
+
+
+def _owned(store: StateStore, journal: Journal) -> tuple[dict[DeploymentKey, Record], list[Entry]]:
+    """The records, and what the journal left unfinished unless an apply is at work on it."""
+    return store.records(), [] if _applying(store) else journal.unfinished()
 
 
 def _applying(store: StateStore) -> bool:
@@ -359,6 +362,5 @@ async def status_objects(
     """Sync of every owned credential, secret and API key."""
     if not state_exists(target):
         return []  # nothing is owned yet; and a read does not create the state
-    with open_state(target) as store:
-        async with connect(target, on_request) as api:
-            return await object_status(object_state_path(store), api, store.hash_value)
+    async with open_state_async(target) as store, connect(target, on_request) as api:
+        return await object_status(object_state_path(store), api, store.hash_value)

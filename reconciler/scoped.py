@@ -10,11 +10,13 @@ limits them to `projects` too (`objects_engine.with_objects`, its `share`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from .model import DeploymentKey, Record
 from .state import JournalEntry, LockHolder, StateStore
+from .state.writes import Answer, Write, Writes
 
 
 class ScopedStore:
@@ -23,6 +25,11 @@ class ScopedStore:
     def __init__(self, store: StateStore, projects: frozenset[int]) -> None:
         self._store = store
         self.projects = projects
+
+    @property
+    def waits_on_a_server(self) -> bool:
+        """As the store it limits (see `state.offloop`)."""
+        return bool(getattr(self._store, "waits_on_a_server", False))
 
     @property
     def whole(self) -> StateStore:
@@ -55,6 +62,12 @@ class ScopedStore:
 
     def journal_done(self, entry_id: int, result: str, message: str = "") -> None:
         self._store.journal_done(entry_id, result, message)
+
+    def write(self, batch: Sequence[Write]) -> list[Answer]:
+        return self._store.write(batch)
+
+    def writes(self) -> AbstractAsyncContextManager[Writes]:
+        return self._store.writes()
 
     def holder(self) -> LockHolder | None:
         return self._store.holder()

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -80,6 +81,22 @@ def open_state(target: Target) -> Iterator[StateStore]:
         yield store
     finally:
         store.close()
+
+
+@asynccontextmanager
+async def open_state_async(target: Target, *, read: bool = False) -> AsyncIterator[StateStore]:
+    """As `open_state` (`read_state` when `read`), from async code: a database is connected to
+    (and its schema checked) and closed in a worker thread, so the event loop goes on meanwhile
+    (see `state.offloop`)."""
+    if target.state_url is None:
+        with read_state(target) if read else open_state(target) as store:
+            yield store
+        return
+    store = await asyncio.to_thread(open_store, target.state_url)
+    try:
+        yield store
+    finally:
+        await asyncio.to_thread(store.close)
 
 
 @asynccontextmanager

@@ -17,7 +17,7 @@ from .update import send_steps
 
 async def adopt(ctx: Context, attempt: Attempt) -> None:
     """The plan's adopt: the fields to send, and in which PATCHes, were decided by the plan."""
-    ctx.record(attempt, RecordOutcome.ADOPTING)
+    await ctx.record(attempt, RecordOutcome.ADOPTING)
     change = attempt.change
     tasks = await send_steps(ctx, attempt, change.steps or (change.fields,))
     await finish(ctx, attempt, tasks)

@@ -2,7 +2,8 @@
 the watcher, and one `Attempt` per action (its journal entry, its task IDs, its deadline).
 
 Verbs never open the journal or write a record by hand: they go through these helpers, so the
-order (journal first, then the request, then the record) is kept in one place.
+order (journal first, then the request, then the record) is kept in one place. Every write goes
+through `writer`, which commits the writes of actions reaching them at the same moment together.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from ..errors import ApiError, NotFoundError
 from ..model import DeploymentKey, DesiredDeployment, LiveDeployment, Record, RecordOutcome
 from ..plan import Change, applied_record
 from ..state import StateStore
-from .journal import Journal
 from .outcomes import ApplyOptions, Event, Phase, Reporter
 from .tasks import Watcher
+from .writer import StateWriter
 
 T = TypeVar("T")
 log = logging.getLogger("reconciler.execute")
@@ -67,11 +68,8 @@ class Context:
     revision: str | None
     slots: asyncio.Semaphore
     watcher: Watcher
+    writer: StateWriter
     task_waits: list[float] = field(default_factory=list)
-
-    @property
-    def journal(self) -> Journal:
-        return Journal(self.store)
 
     async def call(self, request: Callable[[], Awaitable[T]]) -> T:
         """One request, holding one of the `parallelism` slots."""
@@ -117,9 +115,17 @@ class Context:
             return None
         return LiveDeployment.from_answer(key.project_id, answer.model_dump(mode="json"))
 
-    def record(self, attempt: Attempt, outcome: RecordOutcome, message: str = "") -> None:
+    async def record(self, attempt: Attempt, outcome: RecordOutcome, message: str = "") -> None:
+        made = self.record_of(attempt, outcome, message)
+        if made is not None:
+            await self.writer.save(made)
+
+    def record_of(
+        self, attempt: Attempt, outcome: RecordOutcome, message: str = ""
+    ) -> Record | None:
+        """The record `attempt` writes now: None for a delete (nothing is applied)."""
         if attempt.desired is None:
-            return
+            return None
         now = self.clock.wall()
         if attempt.applied is not None:  # the intent's record: same body, hashes and revision
             made = replace(attempt.applied, applied_at=now, outcome=outcome, message=message)
@@ -132,7 +138,7 @@ class Context:
                 revision=self.revision,
                 message=message,
             )
-        self.store.save_record(made)
+        return made
 
     def expired(self, attempt: Attempt) -> bool:
         return self.clock.monotonic() >= attempt.deadline

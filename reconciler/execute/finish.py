@@ -20,7 +20,7 @@ from .outcomes import ActionFailed, Phase
 
 
 async def finish(ctx: Context, attempt: Attempt, tasks: Sequence[str]) -> None:
-    submitted(ctx, attempt, tasks)
+    await submitted(ctx, attempt, tasks)
     if not ctx.options.wait:
         return  # --no-wait: the journal entry stays open; the next apply resumes it
     await wait_tasks(ctx, attempt, tasks)
@@ -29,18 +29,18 @@ async def finish(ctx: Context, attempt: Attempt, tasks: Sequence[str]) -> None:
         await ctx.watcher.deployment(
             attempt.key, lambda live: live is None, deadline=attempt.deadline
         )
-        ctx.store.forget(attempt.key)
+        await ctx.writer.forget(attempt.key)
         return
     await converge(ctx, attempt)
-    ctx.record(attempt, RecordOutcome.CONVERGED)
+    await ctx.record(attempt, RecordOutcome.CONVERGED)
 
 
-def submitted(ctx: Context, attempt: Attempt, tasks: Sequence[str]) -> None:
+async def submitted(ctx: Context, attempt: Attempt, tasks: Sequence[str]) -> None:
+    """The task IDs journaled and, but for a delete, the record claiming ownership: together."""
     attempt.task_ids.extend(tasks)
     attempt.submitted = True
-    ctx.journal.submitted(attempt.entry, tasks)
-    if attempt.change.action is not Action.DELETE:
-        ctx.record(attempt, RecordOutcome.APPLYING)
+    claim = ctx.record_of(attempt, RecordOutcome.APPLYING)
+    await ctx.writer.submitted(attempt.entry, tasks, claim)
     ctx.emit(attempt, Phase.SUBMITTED, f"task {', '.join(tasks)}" if tasks else "submitted")
 
 

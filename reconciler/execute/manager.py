@@ -32,6 +32,7 @@ from .outcomes import ActionFailed, ApplyOptions, Event, Outcome, Phase, Reporte
 from .power import start, stop
 from .tasks import Watcher
 from .update import update
+from .writer import StateWriter
 
 log = logging.getLogger("reconciler.execute")
 
@@ -88,7 +89,10 @@ class Executor:
         for change in first + last:
             self.report_phase(change, Phase.QUEUED)
         slots = asyncio.Semaphore(max(1, self.options.parallelism))
-        async with Watcher(self.api, slots, self.options.poll, clock=self.clock) as watcher:
+        async with (
+            self.store.writes() as writes,
+            Watcher(self.api, slots, self.options.poll, clock=self.clock) as watcher,
+        ):
             ctx = Context(
                 self.api,
                 self.store,
@@ -99,6 +103,7 @@ class Executor:
                 self.revision,
                 slots,
                 watcher,
+                StateWriter(writes),
                 self.task_waits,
             )
             outcomes = list(await asyncio.gather(*(self._one(ctx, c) for c in first)))
@@ -114,7 +119,7 @@ class Executor:
         intent = Intent.of(
             change.fields, desired, self.store.hash_value, self.revision, self.options.wait
         )
-        entry = ctx.journal.open(change.key, change.action, intent)
+        entry = await ctx.writer.open(change.key, change.action.value, intent)
         attempt = Attempt(change, desired, entry, started + self.options.timeout)
         attempt.applied = intent.record
         try:
@@ -137,7 +142,7 @@ class Executor:
         if result is not Result.CONVERGED and change.action is not Action.DELETE:
             error = await with_logs(ctx, change.key, error)
         error = ctx.redact(error)
-        self._close(ctx, attempt, result, error)
+        await self._close(ctx, attempt, result, error)
         outcome = Outcome(
             change.key,
             change.action,
@@ -149,12 +154,12 @@ class Executor:
         ctx.emit(attempt, Phase(result.value), error, outcome=outcome)
         return outcome
 
-    def _close(self, ctx: Context, attempt: Attempt, result: Result, error: str) -> None:
+    async def _close(self, ctx: Context, attempt: Attempt, result: Result, error: str) -> None:
         """Close the journal entry; on failure, note it on the record of what we own."""
         if result is Result.SUBMITTED:
             return  # not waited for: the entry stays open for the next apply to follow up
-        ctx.journal.close(attempt.entry, JournalResult(result.value), error)
+        await ctx.writer.close(attempt.entry, JournalResult(result.value), error)
         if result is Result.CONVERGED or attempt.change.action is Action.DELETE:
             return
         if attempt.submitted or attempt.change.action is not Action.CREATE:
-            ctx.record(attempt, RecordOutcome(result.value), error)
+            await ctx.record(attempt, RecordOutcome(result.value), error)

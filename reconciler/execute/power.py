@@ -18,12 +18,12 @@ from .outcomes import ActionFailed, Phase
 
 async def stop(ctx: Context, attempt: Attempt) -> None:
     await power(ctx, attempt, start=False)
-    ctx.record(attempt, RecordOutcome.CONVERGED)
+    await ctx.record(attempt, RecordOutcome.CONVERGED)
 
 
 async def start(ctx: Context, attempt: Attempt) -> None:
     await power(ctx, attempt, start=True)
-    ctx.record(attempt, RecordOutcome.CONVERGED)
+    await ctx.record(attempt, RecordOutcome.CONVERGED)
 
 
 async def power(ctx: Context, attempt: Attempt, *, start: bool) -> LiveDeployment:
@@ -33,7 +33,7 @@ async def power(ctx: Context, attempt: Attempt, *, start: bool) -> LiveDeploymen
     ctx.emit(attempt, Phase.SUBMITTING, "starting" if start else "stopping")
     send = ctx.api.start_deployment if start else ctx.api.stop_deployment
     await ctx.retried(attempt, lambda: send(key.project_id, key.name))
-    submitted(ctx, attempt, [])
+    await submitted(ctx, attempt, [])
     degraded_since: list[float] = []
 
     def done(live: LiveDeployment | None) -> bool:

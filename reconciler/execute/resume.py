@@ -20,10 +20,11 @@ from ..clock import REAL, Clock
 from ..errors import ApiError, NotFoundError
 from ..model import RecordOutcome
 from ..plan import Action
-from ..state import StateStore
+from ..state import StateStore, offloop
 from .journal import Entry, Journal, JournalResult
 from .outcomes import ApplyOptions
 from .tasks import Watcher
+from .writer import StateWriter
 
 log = logging.getLogger(__name__)
 
@@ -32,22 +33,22 @@ async def resume(
     api: ApiClient, store: StateStore, options: ApplyOptions, clock: Clock = REAL
 ) -> list[Entry]:
     """Settle every unfinished journal entry that can be settled now; return those."""
-    journal = Journal(store)
-    entries = journal.unfinished()
+    entries = await offloop(store, Journal(store).unfinished)
     if not entries:
         return []
     slots = asyncio.Semaphore(max(1, options.parallelism))
-    async with Watcher(api, slots, options.poll, clock=clock) as watcher:
+    async with store.writes() as writes, Watcher(api, slots, options.poll, clock=clock) as watcher:
+        writer = StateWriter(writes)
 
         async def settle(entry: Entry) -> Entry | None:
             try:
                 if entry.task_ids:
-                    await _settle_tasks(store, journal, watcher, entry, clock)
+                    await _settle_tasks(writer, watcher, entry, clock)
                 elif entry.action is Action.CREATE:
                     async with slots:
-                        await _settle_create(api, store, journal, entry, clock)
+                        await _settle_create(api, writer, entry, clock)
                 else:
-                    journal.close(
+                    await writer.close(
                         entry.id, JournalResult.REPLANNED, "resumed: re-planned from live state"
                     )
             except ApiError as exc:
@@ -59,40 +60,38 @@ async def resume(
     return [e for e in settled if e is not None]
 
 
-async def _settle_tasks(
-    store: StateStore, journal: Journal, watcher: Watcher, entry: Entry, clock: Clock
-) -> None:
+async def _settle_tasks(writer: StateWriter, watcher: Watcher, entry: Entry, clock: Clock) -> None:
     key = entry.key
     try:
         tasks = [await watcher.task(key.project_id, t) for t in entry.task_ids]
     except NotFoundError as exc:  # the task is unknown: it will never be settled
-        journal.close(entry.id, JournalResult.FAILED, f"resumed: {exc}")
+        await writer.close(entry.id, JournalResult.FAILED, f"resumed: {exc}")
         return
     errors = [t.error or "task failed" for t in tasks if not t.state.succeeded]
     if entry.action is Action.DELETE:
         if not errors:
-            store.forget(key)
+            await writer.forget(key)
     else:
         outcome = RecordOutcome.FAILED if errors else RecordOutcome.RESUMED
         record = entry.intent.record_as(outcome, clock.wall())
         if record is not None:
-            store.save_record(record)
+            await writer.save(record)
     result = JournalResult.FAILED if errors else JournalResult.RESUMED
     redact = getattr(watcher.api, "redact", None)  # a task's error may echo a secret
     message = "; ".join(errors)
-    journal.close(entry.id, result, redact(message) if redact is not None else message)
+    await writer.close(entry.id, result, redact(message) if redact is not None else message)
 
 
-async def _settle_create(
-    api: ApiClient, store: StateStore, journal: Journal, entry: Entry, clock: Clock
-) -> None:
+async def _settle_create(api: ApiClient, writer: StateWriter, entry: Entry, clock: Clock) -> None:
     key = entry.key
     try:
         await api.get_deployment(key.project_id, key.name)
     except NotFoundError:
-        journal.close(entry.id, JournalResult.NOT_APPLIED, "resumed: the create never happened")
+        await writer.close(
+            entry.id, JournalResult.NOT_APPLIED, "resumed: the create never happened"
+        )
         return
     record = entry.intent.record_as(RecordOutcome.RESUMED, clock.wall())
     if record is not None:
-        store.save_record(record)  # it happened: it is ours
-    journal.close(entry.id, JournalResult.RESUMED, "resumed: the create had happened")
+        await writer.save(record)  # it happened: it is ours
+    await writer.close(entry.id, JournalResult.RESUMED, "resumed: the create had happened")

@@ -19,10 +19,11 @@ admin commands (through `open_backend`) and tests.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ..statekey import KeyMaterial
 from .contract import (
@@ -54,11 +55,23 @@ __all__ = [
     "StateStore",
     "alive",
     "is_database_url",
+    "offloop",
     "open_backend",
     "open_store",
 ]
 
 DEFAULT_STATE_PATH = ".reconciler/state.db"
+T = TypeVar("T")
+
+
+async def offloop(store: object, call: Callable[[], T]) -> T:
+    """`call` (a synchronous call on `store`) from async code without holding up the event
+    loop: in a worker thread for a store that waits on a server (PostgreSQL), on the calling
+    thread for a local file (SQLite: a connection belongs to the thread that made it, and a
+    local read takes microseconds). Writes from async code go through `store.writes()`."""
+    if getattr(store, "waits_on_a_server", False):
+        return await asyncio.to_thread(call)
+    return call()
 
 
 def is_database_url(location: str) -> bool:

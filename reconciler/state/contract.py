@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ReconcilerError
 from ..model import DeploymentKey, Record
+
+if TYPE_CHECKING:
+    from .writes import Answer, Write, Writes
 
 JOURNAL_RETENTION = 30 * 24 * 3600.0  # seconds a finished entry that did not apply keeps its spec
 APPLIED_RESULTS = ("converged", "resumed")  # the history's applied revisions: kept whole
@@ -51,7 +55,9 @@ class StateStore(Protocol):
     """Everything the rest of the code may ask of a state backend (SQLite, PostgreSQL).
 
     Records (what we own), the journal (kept as opaque JSON: `execute.journal` writes and reads
-    it), the salted hash of sensitive values, and the apply lock. Code outside this package
+    it), the salted hash of sensitive values, and the apply lock. `write` commits several
+    writes (`writes.py`) in one transaction; `writes` opens where async code commits them
+    without holding up its event loop. Code outside this package
     holds a `StateStore` from `open_store`, never a backend class.
     """
 
@@ -75,3 +81,5 @@ class StateStore(Protocol):
     ) -> None: ...
     def release_lock(self) -> None: ...
     def close(self) -> None: ...
+    def write(self, batch: Sequence[Write]) -> list[Answer]: ...
+    def writes(self) -> AbstractAsyncContextManager[Writes]: ...

@@ -14,8 +14,12 @@ the `reconciler` schema of the database the URL names. What only PostgreSQL has:
   side, while a whole-inventory apply (the CLI) waits for all of them and they for it;
 - the connection URL's password never appears in a message: errors name the URL without it.
 
-One synchronous connection per store, in autocommit with explicit transactions: the store is
-called between API requests, like the SQLite one, and its lock lives on that connection.
+One synchronous connection per store, in autocommit with explicit transactions: it holds the
+lock, reads, and serves the synchronous callers (the CLI's admin commands). Async code writes
+through `writes()`: a session on psycopg's `AsyncConnection` of its own, opened at its first
+write, that sends a batch of writes in one pipelined transaction (one round trip for the lot) and
+awaits the server's answer without holding up the event loop. Async code that must read or lock
+runs those calls in a worker thread (`state.offloop`), never on the loop.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -35,6 +39,7 @@ from .contract import SPEC_PARTS, LockHolder, StateError
 from .rows import upsert
 from .schema import POSTGRES, VERSION_1
 from .sql import Row, Run, SqlStateStore
+from .writes import Answer, OpenEntry, Write, Writes, answer, statement
 
 if TYPE_CHECKING:
     import psycopg
@@ -88,6 +93,7 @@ class PostgresStateStore(SqlStateStore):
 
     _without_spec = "(intent::jsonb" + "".join(f" - '{part}'" for part in SPEC_PARTS) + ")::text"
     _has_spec = "(intent::jsonb -> 'last_applied') IS NOT NULL"  # not `?`: that is a placeholder
+    waits_on_a_server = True  # async code calls it through `state.offloop`
 
     def __init__(
         self,
@@ -100,6 +106,8 @@ class PostgresStateStore(SqlStateStore):
         import psycopg
 
         self.url = redact_url(url)
+        self._conninfo = url  # only ever handed to psycopg: messages use `url`
+        self._connect_timeout = max(1, int(connect_timeout))
         self._password = _password_of(url)
         self._clock = clock
         self._locked = False
@@ -108,7 +116,7 @@ class PostgresStateStore(SqlStateStore):
             self._conn: psycopg.Connection[Any] = psycopg.connect(
                 url,
                 autocommit=True,
-                connect_timeout=max(1, int(connect_timeout)),
+                connect_timeout=self._connect_timeout,
                 application_name="reconciler",
             )
         except psycopg.Error as exc:
@@ -189,6 +197,15 @@ class PostgresStateStore(SqlStateStore):
                     (name, value),
                 )
         return self._verified(hasher, self._meta("hash_key") or "", self._meta("key_check") or "")
+
+    @asynccontextmanager
+    async def writes(self) -> AsyncIterator[Writes]:
+        """Writes from async code, on an `AsyncConnection` (see the module docstring)."""
+        session = _AsyncWrites(self)
+        try:
+            yield session
+        finally:
+            await session.close()
 
     def schema_version(self) -> int:
         return int(self._meta("schema_version") or 0)
@@ -272,3 +289,49 @@ class PostgresStateStore(SqlStateStore):
             run(f"SELECT {how}(?, ?)", (LOCK_CLASS, APPLY_LOCK))
         self._locked = False
         self._shared = False
+
+
+class _AsyncWrites:
+    """`Writes` on psycopg's `AsyncConnection`: each batch one transaction in one pipeline."""
+
+    def __init__(self, store: PostgresStateStore) -> None:
+        self._store = store
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        import psycopg
+
+        if self._conn is None:
+            store = self._store
+            self._conn = await psycopg.AsyncConnection.connect(
+                store._conninfo,
+                autocommit=True,
+                connect_timeout=store._connect_timeout,
+                application_name="reconciler",
+            )
+            await self._conn.execute(f"SET search_path TO {SCHEMA}")
+        return self._conn
+
+    async def commit(self, batch: Sequence[Write]) -> list[Answer]:
+        import psycopg
+
+        store = self._store
+        now = store._clock()
+        try:
+            conn = await self._connection()
+            async with conn.pipeline(), conn.transaction():
+                cursors = []
+                for one in batch:
+                    sql, params = statement(one, now)
+                    cursors.append(await conn.execute(_dialect(sql), params))
+            return [
+                answer(one, await cursor.fetchall() if isinstance(one, OpenEntry) else [])
+                for one, cursor in zip(batch, cursors, strict=True)
+            ]
+        except psycopg.Error as exc:
+            raise StateError(f"{store.url}: {store._scrub(exc)}") from None
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None

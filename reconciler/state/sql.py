@@ -9,11 +9,10 @@ wording) stays in `sqlite.py` and `postgres.py`.
 
 from __future__ import annotations
 
-import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any
 
 from .. import statekey
@@ -35,9 +34,20 @@ from .rows import (
     journal_insert_row,
     journal_of,
     placeholders,
-    record_row,
     records_of,
     upsert,
+)
+from .writes import (
+    Answer,
+    CloseEntry,
+    EntryTasks,
+    Forget,
+    OpenEntry,
+    SaveRecord,
+    Write,
+    Writes,
+    answer,
+    statement,
 )
 
 Row = tuple[Any, ...]
@@ -46,6 +56,16 @@ Run = Callable[[str, Sequence[Any]], list[Row]]
 
 HASH_META = ("salt", "hash_key", "key_check")
 _JOURNAL = f"SELECT {columns(JOURNAL_COLUMNS)} FROM journal"
+
+
+class _Inline:
+    """`Writes` on a store's synchronous connection (see `SqlStateStore.writes`)."""
+
+    def __init__(self, store: SqlStateStore) -> None:
+        self._store = store
+
+    async def commit(self, batch: Sequence[Write]) -> list[Answer]:
+        return self._store.write(batch)
 
 
 class SqlStateStore(ABC):
@@ -153,42 +173,42 @@ class SqlStateStore(ABC):
         return {record.key: record for record in records_of(rows)}
 
     def save_record(self, record: Record) -> None:
-        with self._tx() as run:
-            run(upsert("deployments", RECORD_COLUMNS, 2), record_row(record))
+        self.write([SaveRecord(record)])
 
     def forget(self, key: DeploymentKey) -> None:
-        with self._tx() as run:
-            run(
-                "DELETE FROM deployments WHERE project_id = ? AND name = ?",
-                (key.project_id, key.name),
-            )
+        self.write([Forget(key)])
 
     # -- journal -----------------------------------------------------------------------------
 
     def journal_intent(self, key: DeploymentKey, action: str, intent: Mapping[str, Any]) -> int:
-        now = self._clock()
-        with self._tx() as run:
-            rows = run(
-                "INSERT INTO journal (project_id, name, action, intent, state, started_at, "
-                "updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?) RETURNING id",
-                (key.project_id, key.name, action, json.dumps(dict(intent)), now, now),
-            )
-        return int(rows[0][0])
+        entry_id = self.write([OpenEntry(key, action, intent)])[0]
+        assert entry_id is not None
+        return entry_id
 
     def journal_tasks(self, entry_id: int, task_ids: list[str]) -> None:
-        with self._tx() as run:
-            run(
-                "UPDATE journal SET task_ids = ?, state = 'submitted', updated_at = ? WHERE id = ?",
-                (json.dumps(task_ids), self._clock(), entry_id),
-            )
+        self.write([EntryTasks(entry_id, tuple(task_ids))])
 
     def journal_done(self, entry_id: int, result: str, message: str = "") -> None:
+        self.write([CloseEntry(entry_id, result, message)])
+
+    # -- writes, one transaction for many (`writes.py`) ---------------------------------------
+
+    def write(self, batch: Sequence[Write]) -> list[Answer]:
+        """Every write of `batch` in one transaction, in order; their answers."""
+        now = self._clock()
+        answers: list[Answer] = []
         with self._tx() as run:
-            run(
-                "UPDATE journal SET state = 'done', result = ?, message = ?, updated_at = ? "
-                "WHERE id = ?",
-                (result, message, self._clock(), entry_id),
-            )
+            for one in batch:
+                sql, params = statement(one, now)
+                answers.append(answer(one, run(sql, params)))
+        return answers
+
+    @asynccontextmanager
+    async def writes(self) -> AsyncIterator[Writes]:
+        """Where async code commits its writes. Here, on the store's own connection, in the
+        calling thread: right for a local file (a commit is a local write, in WAL mode without
+        a sync per commit); PostgreSQL answers with a session of its own (`postgres.py`)."""
+        yield _Inline(self)
 
     def journal_history(self, key: DeploymentKey) -> list[JournalEntry]:
         """Every journal entry of one deployment, oldest first (all are kept)."""

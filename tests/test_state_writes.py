@@ -1,0 +1,170 @@
+"""Writes as values (`state.writes`): several in one transaction, from sync code (`write`) and
+from async code (`writes`), on SQLite and on a real PostgreSQL (`state_location`); and on
+PostgreSQL, an async commit that waits for the server leaves the event loop free."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from reconciler.model import DeploymentKey, Record
+from reconciler.state import open_store
+from reconciler.state.writes import CloseEntry, EntryTasks, Forget, OpenEntry, SaveRecord
+from reconciler.statekey import ENV_KEY
+
+KEY = DeploymentKey(1, "web")
+
+
+@pytest.fixture(autouse=True)
+def _no_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_KEY, raising=False)
+    monkeypatch.delenv("RECONCILER_STATE_KEY_FILE", raising=False)
+
+
+def record(name: str = "web", outcome: str = "applying") -> Record:
+    return Record(
+        key=DeploymentKey(1, name), last_applied={"image": "x"}, applied_at=5.0, outcome=outcome
+    )
+
+
+def test_a_batch_is_committed_in_order_with_its_answers(state_location: str) -> None:
+    store = open_store(state_location)
+    try:
+        first, second, none = store.write(
+            [OpenEntry(KEY, "create", {"a": 1}), OpenEntry(KEY, "update", {}), SaveRecord(record())]
+        )
+        assert none is None
+        assert first is not None and second is not None and second > first
+        store.write([EntryTasks(first, ("t1",)), CloseEntry(second, "converged", "ok")])
+        [entry] = store.unfinished()
+        assert (entry.id, entry.state, entry.task_ids) == (first, "submitted", ("t1",))
+        assert store.journal_history(KEY)[1].result == "converged"
+        assert store.records() == {KEY: record()}
+        store.write([Forget(KEY)])
+        assert store.records() == {}
+    finally:
+        store.close()
+
+
+def test_a_batch_with_a_write_that_fails_leaves_nothing_of_itself(state_location: str) -> None:
+    store = open_store(state_location)
+    try:
+        bad = Record(key=DeploymentKey(1, None), last_applied={}, applied_at=1.0, outcome="x")  # type: ignore[arg-type]
+        with pytest.raises(Exception):  # noqa: B017 - each backend names its constraint its way
+            store.write([OpenEntry(KEY, "create", {}), SaveRecord(record()), SaveRecord(bad)])
+        assert store.unfinished() == []
+        assert store.records() == {}
+        store.journal_intent(KEY, "create", {})  # the store goes on working
+        assert len(store.unfinished()) == 1
+    finally:
+        store.close()
+
+
+def test_async_writes_commit_on_both_stores(state_location: str) -> None:
+    store = open_store(state_location)
+
+    async def main() -> tuple[int | None, ...]:
+        async with store.writes() as writes:
+            answers = await writes.commit(
+                [OpenEntry(KEY, "create", {"n": 1}), SaveRecord(record())]
+            )
+            entry = answers[0]
+            assert entry is not None
+            await writes.commit([EntryTasks(entry, ("t",)), CloseEntry(entry, "converged")])
+            return tuple(answers)
+
+    try:
+        entry, none = asyncio.run(main())
+        assert none is None
+        [done] = store.journal_history(KEY)
+        assert (done.id, done.state, done.result, done.task_ids) == (
+            entry,
+            "done",
+            "converged",
+            ("t",),
+        )
+        assert store.records() == {KEY: record()}
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_a_postgresql_commit_waiting_for_the_server_leaves_the_loop_free(pg_dsn: str) -> None:
+    """Another session holds the entry's row: the commit waits on the server while the event
+    loop keeps turning; when that session lets go, the commit lands. A commit made on the
+    loop's own thread, as the synchronous store does, would freeze the loop until then."""
+    import psycopg
+
+    store = open_store(pg_dsn)
+    entry = store.journal_intent(KEY, "create", {})
+    blocker = psycopg.connect(pg_dsn, autocommit=False)
+    blocker.execute("SET search_path TO reconciler")
+    blocker.execute("SELECT id FROM journal WHERE id = %s FOR UPDATE", (entry,))
+    turns = 0
+    # if the commit ever held the loop, this lets go so the test fails instead of hanging
+    safety = threading.Timer(20, blocker.commit)
+    safety.start()
+
+    async def main() -> None:
+        nonlocal turns
+        async with store.writes() as writes:
+            commit = asyncio.ensure_future(writes.commit([CloseEntry(entry, "converged")]))
+            # the session connects, sends the batch, and waits on the row lock
+            while not _waiting_on_a_lock(pg_dsn) and not commit.done():
+                turns += 1
+                await asyncio.sleep(0.01)
+            for _ in range(20):
+                turns += 1
+                await asyncio.sleep(0)
+            assert not commit.done()
+            released = threading.Event()
+            threading.Thread(target=lambda: (blocker.commit(), released.set())).start()
+            await asyncio.wait_for(commit, timeout=60)
+            assert released.is_set()
+
+    try:
+        asyncio.run(main())
+        assert turns >= 20
+        assert store.journal_history(KEY)[0].result == "converged"
+    finally:
+        safety.cancel()
+        blocker.close()
+        store.close()
+
+
+def _waiting_on_a_lock(dsn: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'"
+        ).fetchall()
+    return bool(rows[0][0])
+
+
+@pytest.mark.slow
+def test_a_postgresql_error_in_an_async_commit_names_the_url_without_its_password(
+    pg_dsn: str,
+) -> None:
+    from urllib.parse import urlsplit
+
+    from reconciler.state import StateError
+
+    parts = urlsplit(pg_dsn)
+    store = open_store(pg_dsn)
+    store._conninfo = pg_dsn.replace(parts.netloc, f"nobody:s3cret-pw@{parts.hostname}:1")  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        async with store.writes() as writes:
+            await writes.commit([OpenEntry(KEY, "create", {})])
+
+    try:
+        with pytest.raises(StateError) as caught:
+            asyncio.run(main())
+        assert "s3cret-pw" not in str(caught.value)
+        assert str(caught.value).startswith(store.url)  # type: ignore[attr-defined]
+    finally:
+        store.close()
