@@ -57,7 +57,8 @@ def check(
     demand: defaultdict[tuple[str, int], int] = defaultdict(int)
     shown: dict[str, str] = {}
     for d in desired:
-        flavor = d.spec.flavor_name
+        body = d.body()  # required fields: always there
+        flavor: str = body["flavor_name"]
         name = _shown(flavor, ("flavor_name",), d.sensitive_paths)
         shown.setdefault(flavor, name)
 
@@ -68,15 +69,16 @@ def check(
 
         if flavor not in catalog.flavors:
             error("spec.flavor_name", f"flavor {name} does not exist (GET inference/flavors)")
-        for i, container in enumerate(d.spec.containers):
+        for i, container in enumerate(body["containers"]):
             path = f"spec.containers[{i}].region_id"
-            free = catalog.capacity.get(container.region_id)
+            region: int = container["region_id"]
+            free = catalog.capacity.get(region)
             if free is None:
-                error(path, f"region {container.region_id} does not exist for inference")
+                error(path, f"region {region} does not exist for inference")
             elif flavor in catalog.flavors and free.get(flavor, 0) <= 0:
-                error(path, f"region {container.region_id} has no capacity for flavor {name}")
+                error(path, f"region {region} has no capacity for flavor {name}")
             elif d.key in acting:
-                demand[(flavor, container.region_id)] += container.scale.min
+                demand[(flavor, region)] += container["scale"]["min"]
     warnings = [
         f"region {region} has capacity for {catalog.capacity[region].get(flavor, 0)} more "
         f"replica(s) of flavor {shown[flavor]}; the plan asks for {wanted} (total scale.min)"

@@ -79,10 +79,14 @@ def sensitive_values(desired: DesiredState) -> set[str]:
     found: set[str] = set()
     items: list[DesiredDeployment | DesiredObject] = [*desired.deployments, *desired.objects]
     for item in items:
-        body = _body(item.spec)
+        body = item.body() if isinstance(item, DesiredDeployment) else _body(item.spec)
         for path in item.sensitive_paths:
             found.update(_leaves(_at(body, path)))
-        raw = getattr(item.spec, "envs", None)
+        raw = (
+            body.get("envs")
+            if isinstance(item, DesiredDeployment)
+            else getattr(item.spec, "envs", None)
+        )
         if isinstance(raw, dict):  # envs values are sensitive as a whole map
             found.update(v for v in raw.values() if isinstance(v, str))
     return found

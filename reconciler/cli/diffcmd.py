@@ -108,9 +108,7 @@ def _put(doc: dict[str, Any], path: str, value: Any) -> None:
 
 def _masked(desired: DesiredDeployment) -> dict[str, Any]:
     """The manifest's body with every sensitive value as `(sensitive)`."""
-    import copy
-
-    body = copy.deepcopy(desired.spec.body())
+    body = desired.body()  # a fresh decode: the caller's to change
     for path in desired.sensitive_paths:
         node: Any = body
         for step in path[:-1]:

@@ -80,7 +80,7 @@ def fingerprint(
         if desired_hashed is not None and k in desired_hashed:
             wanted: Any = desired_hashed[k]
         elif k in desired:
-            wanted = hashed(desired[k].spec.body(), desired[k].sensitive_paths, hasher)
+            wanted = hashed(desired[k].body(), desired[k].sensitive_paths, hasher)
         else:
             wanted = None
         digest.add(k, wanted, records.get(k), live.get(k))
@@ -190,7 +190,7 @@ def applied_record(
     """The record of having applied `desired`: its body with every secret hashed."""
     return Record(
         key=desired.key,
-        last_applied=hashed(desired.spec.body(), desired.sensitive_paths, hasher),
+        last_applied=hashed(desired.body(), desired.sensitive_paths, hasher),
         applied_at=applied_at,
         outcome=outcome,
         message=message,
@@ -204,6 +204,6 @@ def applied_record(
 def _with_power(desired: DesiredDeployment) -> Mapping[str, str]:
     """The manifest's annotations, and the reconciler's own mark of a deployment kept stopped."""
     annotations = {k: v for k, v in desired.annotations.items() if k != STOPPED_ANNOTATION}
-    if desired.spec.wants_stopped:
+    if desired.wants_stopped:
         annotations[STOPPED_ANNOTATION] = "true"
     return MappingProxyType(annotations)

@@ -55,7 +55,7 @@ class Bodies:
 
     @classmethod
     def of(cls, desired: DesiredDeployment, hasher: Hasher) -> Bodies:
-        body = desired.spec.body()
+        body = desired.body()
         return cls(body, hashed(body, desired.sensitive_paths, hasher))
 
 
@@ -65,7 +65,7 @@ def _power(
     """Add the stop or start `spec.stopped` asks for (DESIGN.md §6b). When the record says the
     deployment was last applied in the state the manifest still asks for, the live state moved
     out of band: drift."""
-    stopped = desired.spec.wants_stopped
+    stopped = desired.wants_stopped
     running = live is not None and live.status != "DISABLED"
     if live is None:
         want = Action.STOP if stopped else None

@@ -224,7 +224,7 @@ def field_changes(view: DeploymentView) -> list[dict[str, str]]:
 
 def detail(view: DeploymentView, now: float) -> dict[str, Any]:
     sensitive = _sensitive_paths(view)
-    desired = masked(view.desired.spec.body(), sensitive) if view.desired else None
+    desired = masked(view.desired.body(), sensitive) if view.desired else None
     live = None
     if view.live is not None:
         live = masked(view.live.spec_view, sensitive)
