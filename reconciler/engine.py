@@ -51,10 +51,12 @@ if TYPE_CHECKING:  # `plan` and `status` run without the executor: apply imports
 
 
 async def fetch_live(
-    api: ApiClient, project_ids: Iterable[int]
+    api: ApiClient, project_ids: Iterable[int], *, compact: bool = False
 ) -> dict[DeploymentKey, LiveDeployment]:
     """Every live deployment of the given projects: one paginated list per project. Each answer
-    becomes its `LiveDeployment` as its page arrives (its model is dropped at once)."""
+    becomes its `LiveDeployment` as its page arrives (its model is dropped at once); `compact`
+    ones keep the answer as JSON text (a plan's listing: see `LiveDeployment`)."""
+    made = LiveDeployment.compact_answer if compact else LiveDeployment.from_answer
     projects = sorted(set(project_ids))
     found: dict[int, dict[DeploymentKey, LiveDeployment]] = {p: {} for p in projects}
 
@@ -62,7 +64,7 @@ async def fetch_live(
         mine = found[project_id]
 
         def take(deployment: Deployment) -> None:
-            seen = LiveDeployment.from_answer(project_id, deployment.model_dump(mode="json"))
+            seen = made(project_id, deployment.model_dump(mode="json"))
             mine[seen.key] = seen
 
         for item in await api.each_deployment(project_id, take):
@@ -96,7 +98,7 @@ async def plan_against(
     records = await offloop(store, store.records)
     fingerprint_hasher = empty_state_hasher() if empty_state_hasher and not records else None
     projects = {d.key.project_id for d in desired} | {k.project_id for k in records}
-    live = await fetch_live(api, projects)
+    live = await fetch_live(api, projects, compact=True)
     catalog = await fetch_catalog(api) if options.preflight and len(desired) else None
     plan = make_plan(
         desired,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -167,64 +167,136 @@ class ContainerStatus:
     address: str | None = None
 
 
+def _spec_view(answer: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The answer without its response-only fields (sharing the answer's values)."""
+    view = {k: v for k, v in answer.items() if k not in RESPONSE_ONLY_FIELDS}
+    containers = answer.get("containers") or []
+    view["containers"] = [
+        {k: v for k, v in c.items() if k not in CONTAINER_RUNTIME_FIELDS} for c in containers
+    ]
+    return MappingProxyType(view)
+
+
 @dataclass(frozen=True)
+class _Decoded:
+    """A live answer as values: the answer itself and its spec view."""
+
+    raw: Mapping[str, Any]
+    view: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, answer: Mapping[str, Any]) -> _Decoded:
+        # the answer itself, not a copy: it is the caller's fresh parse, never changed after
+        raw = MappingProxyType(answer if isinstance(answer, dict) else dict(answer))
+        return cls(raw, _spec_view(answer))
+
+
+_NOTHING = _Decoded(MappingProxyType({}), MappingProxyType({}))
+
+
+def _managed_by(answer: Mapping[str, Any]) -> str | None:
+    references = answer.get("object_references") or []
+    names = [
+        f"{r.get('kind', 'object')} {r.get('name', '?')}"
+        for r in references
+        if isinstance(r, Mapping)
+    ]
+    return ", ".join(names) or None
+
+
+def _statuses(answer: Mapping[str, Any]) -> tuple[ContainerStatus, ...]:
+    return tuple(
+        ContainerStatus(
+            region_id=c["region_id"],
+            ready=(c.get("deploy_status") or {}).get("ready", 0),
+            total=(c.get("deploy_status") or {}).get("total", 0),
+            error_message=c.get("error_message"),
+            address=c.get("address"),
+        )
+        for c in answer.get("containers") or []
+    )
+
+
+@dataclass(frozen=True, eq=False)
 class LiveDeployment:
     """A deployment as the API reports it, split into its spec view and its runtime status.
 
     `spec_view` is the answer without the response-only fields (status, addresses, ...): still in
     the API's response shape (command as one string, server defaults filled in); the diff knows
     how that shape relates to a manifest's.
+
+    A compact one (`compact_answer`, for a plan's listing of thousands) keeps the answer as JSON
+    text, not as ~20 dicts: `raw` and `spec_view` decode it on every use, and `opened()` is the
+    same deployment decoded once, for the turn that reads it.
+
+    `managed_by` is the parent that manages it (`AppDeployment my-app`), from
+    `object_references`; None for a standalone deployment. Such a deployment is never adopted,
+    updated or deleted.
     """
 
     key: DeploymentKey
-    spec_view: Mapping[str, Any] = field(repr=False)
     status: str
     containers_status: tuple[ContainerStatus, ...]
-    raw: Mapping[str, Any] = field(repr=False)
+    managed_by: str | None = None
+    kept: _Decoded | str = field(default=_NOTHING, repr=False)  # may hold secrets
     unreadable: str = ""  # why the API's answer for it could not be read (then nothing else is)
 
+    def _decoded(self) -> _Decoded:
+        kept = self.kept
+        return kept if isinstance(kept, _Decoded) else _Decoded.of(json.loads(kept))
+
     @property
-    def managed_by(self) -> str | None:
-        """The parent that manages it (`AppDeployment my-app`), from `object_references`; None
-        for a standalone deployment. Such a deployment is never adopted, updated or deleted."""
-        references = self.raw.get("object_references") or []
-        names = [
-            f"{r.get('kind', 'object')} {r.get('name', '?')}"
-            for r in references
-            if isinstance(r, Mapping)
-        ]
-        return ", ".join(names) or None
+    def raw(self) -> Mapping[str, Any]:
+        return self._decoded().raw
+
+    @property
+    def spec_view(self) -> Mapping[str, Any]:
+        return self._decoded().view
+
+    @property
+    def compact(self) -> bool:
+        return isinstance(self.kept, str)
+
+    def opened(self) -> LiveDeployment:
+        """This deployment with its answer decoded (itself if it is already)."""
+        return replace(self, kept=self._decoded()) if isinstance(self.kept, str) else self
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LiveDeployment):
+            return NotImplemented
+        return self._compared() == other._compared()
+
+    def _compared(self) -> tuple[Any, ...]:
+        return (self.key, self.status, self.containers_status, self.unreadable, self.raw)
+
+    __hash__ = None  # type: ignore[assignment]
 
     @classmethod
     def unreadable_answer(cls, key: DeploymentKey, message: str) -> LiveDeployment:
         """A listed deployment whose answer does not parse: known by name only."""
-        empty: Mapping[str, Any] = MappingProxyType({})
-        return cls(key, empty, "", (), empty, unreadable=message)
+        return cls(key, "", (), unreadable=message)
 
     @classmethod
     def from_answer(cls, project_id: int, answer: Mapping[str, Any]) -> LiveDeployment:
-        view = {k: v for k, v in answer.items() if k not in RESPONSE_ONLY_FIELDS}
-        containers = answer.get("containers") or []
-        view["containers"] = [
-            {k: v for k, v in c.items() if k not in CONTAINER_RUNTIME_FIELDS} for c in containers
-        ]
-        statuses = tuple(
-            ContainerStatus(
-                region_id=c["region_id"],
-                ready=(c.get("deploy_status") or {}).get("ready", 0),
-                total=(c.get("deploy_status") or {}).get("total", 0),
-                error_message=c.get("error_message"),
-                address=c.get("address"),
-            )
-            for c in containers
-        )
         return cls(
             key=DeploymentKey(project_id, str(answer["name"])),
-            spec_view=MappingProxyType(view),
             status=str(answer.get("status", "")),
-            containers_status=statuses,
-            # the answer itself, not a copy: it is the caller's fresh parse, never changed after
-            raw=MappingProxyType(answer if isinstance(answer, dict) else dict(answer)),
+            containers_status=_statuses(answer),
+            managed_by=_managed_by(answer),
+            kept=_Decoded.of(answer),
+        )
+
+    @classmethod
+    def compact_answer(cls, project_id: int, answer: Mapping[str, Any]) -> LiveDeployment:
+        """Like `from_answer`, keeping the answer (plain JSON values) as JSON text."""
+        return cls(
+            key=DeploymentKey(project_id, str(answer["name"])),
+            status=str(answer.get("status", "")),
+            containers_status=_statuses(answer),
+            managed_by=_managed_by(answer),
+            kept=json.dumps(
+                answer if isinstance(answer, dict) else dict(answer), separators=(",", ":")
+            ),
         )
 
 

@@ -131,7 +131,8 @@ async def with_objects(
     live_objects = await fetch_live_objects(api, projects)
     changes = plan_objects(desired.objects, records, live_objects, hasher, prune=prune)
     problems = check_references(desired.deployments, desired.objects, live_objects)
-    problems += refused_deletes(changes, _users(plan, live, desired))
+    if any(c.action is ObjectAction.DELETE for c in changes):  # who still names what
+        problems += refused_deletes(changes, _users(plan, live, desired))
     deletes = [c for c in changes if c.action is ObjectAction.DELETE]
     if deletes and not desired.objects and not len(desired) and not allow_empty:
         problems.append(

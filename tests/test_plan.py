@@ -290,3 +290,29 @@ async def test_the_plan_fingerprints_exactly_what_it_was_made_from(world: World)
         desired.by_key(), inputs.records, inputs.live, plan.changes, world.store.hash_value
     )
     assert plan.fingerprint == expected
+
+
+async def test_a_plan_from_compact_listings_is_the_plan_from_decoded_ones(world: World) -> None:
+    """plan_against lists live deployments as JSON text (`compact`); the changes, their order
+    and the fingerprint are those of a plan made from the decoded answers."""
+    from reconciler.engine import fetch_live
+    from reconciler.plan import make_plan
+
+    for name in ("alpha-svc", "beta-svc", "gamma-svc", "omega-svc"):
+        world.write(name, manifest(name))
+    await world.converge(await world.plan())
+    world.remove("gamma-svc")  # an orphan, kept
+    world.write("delta-svc", manifest("delta-svc"))  # new
+    world.write("omega-svc", manifest("omega-svc", image="nginx:1.27"))  # the manifest changed
+    await world.api.update_deployment(1, "alpha-svc", {"description": "drifted"})
+    desired = load_desired([world.dir], env=ENV)
+    plan, inputs = await plan_against(desired, world.store, world.api, PlanOptions())
+    assert all(v.compact for v in inputs.live.values())
+    assert {c.action.value for c in plan.changes} >= {"create", "update", "noop"}
+    decoded = await fetch_live(world.api, {k.project_id for k in inputs.live})
+    assert not any(v.compact for v in decoded.values())
+    assert decoded == inputs.live
+    again = make_plan(desired, inputs.records, decoded, world.store.hash_value, PlanOptions())
+    assert again.changes == plan.changes
+    assert again.fingerprint == plan.fingerprint
+    assert render(again, "json") == render(plan, "json")

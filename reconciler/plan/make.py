@@ -140,6 +140,8 @@ def make_plan(
     digest = _Digest(fingerprint_hasher or hasher)
     for key in sorted(set(wanted) | set(owned)):
         found = present.get(key)
+        if found is not None:
+            found = found.opened()  # decoded for this turn only
         wanted_hashed: Mapping[str, Any] | None = None
         if key in wanted:
             one = wanted[key]
