@@ -8,6 +8,7 @@ returns at once after moving both, so twenty simulated seconds take milliseconds
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -115,3 +116,20 @@ async def test_an_odd_item_nobody_waits_on_does_not_fail_the_list() -> None:
         waits = [watcher.deployment(DeploymentKey(1, n), lambda d: d is not None) for n in names]
         found = await asyncio.wait_for(asyncio.gather(*waits), timeout=10)
     assert [d.key.name for d in found if d is not None] == names
+
+
+async def test_a_long_list_is_polled_as_often_as_its_items_allow() -> None:
+    """Reading a listed item costs the client whether anyone waits on it: 40 tasks listed at
+    0.05 s an item stretch the list's interval to 2 s; a short list keeps `batch_interval`."""
+    options = replace(OPTIONS, item_interval=0.05)
+    time = VirtualTime()
+    sim = make_simulator(
+        time.simulated, timings=Timings(task_queue=0, task_run=TASK_RUN, rollout=0, delete=0)
+    )
+    async with ApiClient(SETTINGS, transport=transport(sim)) as api:
+        tasks = [(await api.create_deployment(1, seed_body(f"svc-{i:02d}")))[0] for i in range(40)]
+        async with Watcher(api, asyncio.Semaphore(4), options, clock=time.clock) as watcher:
+            await asyncio.gather(*(watcher.task(1, t) for t in tasks))
+    assert TASK_RUN / 2.0 - 1 <= watcher.polls["task list"] <= TASK_RUN / 2.0 + 2
+    _, short = await _wait_for_tasks(5)  # 5 items at the default 0.00015 s: not stretched
+    assert short.polls["task list"] >= TASK_RUN / OPTIONS.batch_interval - 1

@@ -27,8 +27,9 @@ class PollOptions:
     jitter: float = 0.2
     batch_min: int = 3
     max_errors: int = 5
-    batch_interval: float = 0.25  # a batched list, polled on a fixed interval
-    page_interval: float = 0.15  # at most one list page per this many seconds, all lists together
+    batch_interval: float = 0.1  # a batched list, polled on a fixed interval
+    page_interval: float = 0.05  # at most one list page per this many seconds, all lists together
+    item_interval: float = 0.00015  # and one listed item per this many (1,000 items: 0.15 s)
 
     def next_interval(self, interval: float) -> float:
         return min(interval * self.factor, self.cap)
@@ -74,6 +75,7 @@ class Schedule:
         self.rng = rng
         self._next_list: dict[Group, float] = {}  # a batched list's next poll
         self.list_pages: dict[Group, int] = {}  # pages its last poll took
+        self.list_items: dict[Group, int] = {}  # items its last poll listed
 
     def due(self, interval: float, deadline: float | None) -> float:
         due = self.clock.monotonic() + self.options.spread(interval, self.rng)
@@ -100,13 +102,19 @@ class Schedule:
 
     def schedule_lists(self, groups: dict[Group, list[Entry]]) -> None:
         """Each batched list's next poll: `batch_interval` on, stretched so that all the lists
-        together ask for at most one page per `page_interval`."""
+        together ask for at most one page per `page_interval` and one item per `item_interval`
+        (reading an item costs the client, waited on or not: short lists are polled often,
+        long ones as often as their size allows)."""
         now = self.clock.monotonic()
         batched = [g for g, waiting in groups.items() if self.batched(waiting)]
         pages = sum(self.list_pages.get(g, 1) for g in batched)
+        items = sum(self.list_items.get(g, 0) for g in batched)
+        options = self.options
+        interval = max(
+            options.batch_interval, pages * options.page_interval, items * options.item_interval
+        )
         for group in batched:
             if self._next_list.get(group, now) <= now:
-                interval = max(self.options.batch_interval, pages * self.options.page_interval)
                 self._next_list[group] = now + interval
         for group in list(self._next_list):
             if group not in batched:

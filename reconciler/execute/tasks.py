@@ -11,8 +11,9 @@ Polling follows the server rather than a timer per waiter:
   a task without one would escape a project filter (every wait would then fall back to a GET);
   `from_timestamp` carries its timezone;
 - a batched list is polled on a short fixed interval (`batch_interval`), not backed off: its cost
-  does not grow with the number waiting. It grows with its pages, so the interval is stretched
-  to keep every list together under one page request per `page_interval` seconds;
+  does not grow with the number waiting. It grows with its pages and items, so the interval is
+  stretched to keep every list together under one page request per `page_interval` seconds
+  and one listed item per `item_interval`;
 - only lone entries back off: first polled `initial` seconds after they register, then each
   interval grows by `factor` up to `cap`, with jitter so polls spread out;
 - a convergence wait starts at once: its first poll is in the round right after the one that
@@ -296,6 +297,7 @@ class Watcher:
                 self._failed(entry, exc)
             return
         self.schedule.list_pages[group] = pages
+        self.schedule.list_items[group] = len(answers)
         found = {a.get(key): a for a in answers if isinstance(a, dict)}
         stragglers = []
         for entry in entries:
