@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .insync import in_sync
+from .insync import in_sync, is_mapping
 from .model import SpecPath
 from .normal import ATOMIC_MAPS, UNKNOWN, Schema, child, default_at, normal_answer, normal_body
 
@@ -321,7 +321,7 @@ def creation(
 
 def _copy(value: Any) -> Any:
     """A JSON-like value copied: mappings as dicts, lists as lists, the rest as is."""
-    if isinstance(value, Mapping):
+    if is_mapping(value):
         return {k: _copy(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_copy(v) for v in value]
@@ -341,7 +341,7 @@ def hashed(
             return hasher(value)
         if path not in above:
             return _copy(value)  # nothing sensitive below: a plain copy, no paths to track
-        if isinstance(value, Mapping):
+        if is_mapping(value):
             return {k: walk(v, (*path, k)) for k, v in value.items()}
         if isinstance(value, list):
             return [walk(v, (*path, i)) for i, v in enumerate(value)]

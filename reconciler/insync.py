@@ -22,7 +22,7 @@ full diff.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 HASH_PREFIX = "hmac-sha256:"
 _BY_RULE = frozenset({"api_keys", "auth_enabled"})
@@ -39,8 +39,17 @@ _SCHEMA: Mapping[str, Any] = {
 }
 
 
+_NEVER_MAPS = frozenset({str, int, bool, float, list, type(None)})
+
+
+def is_mapping(value: Any) -> TypeGuard[Mapping[Any, Any]]:
+    """`isinstance(value, Mapping)`, without the ABC's check for the JSON types it walks."""
+    kind = type(value)
+    return kind is dict or (kind not in _NEVER_MAPS and isinstance(value, Mapping))
+
+
 def _below(node: Node, key: str) -> Node:
-    if not isinstance(node, Mapping):
+    if not is_mapping(node):
         return None
     return node.get("*", node.get(key)) if "*" in node else node.get(key)
 
@@ -48,7 +57,7 @@ def _below(node: Node, key: str) -> Node:
 def _regions(containers: Any) -> dict[Any, Mapping[str, Any]] | None:
     if type(containers) is not list:
         return None
-    found = {c.get("region_id"): c for c in containers if isinstance(c, Mapping)}
+    found = {c.get("region_id"): c for c in containers if is_mapping(c)}
     return found if len(found) == len(containers) and None not in found else None
 
 
@@ -60,7 +69,7 @@ def _shows(live: Any, want: Any, node: Node) -> bool:
     """Whether the answer's value `live` shows the manifest's value `want` as is."""
     kind = type(want)
     if kind is dict:
-        if not isinstance(live, Mapping):
+        if not is_mapping(live):
             return False
         if node == _WHOLE:
             return bool(dict(live) == want)
@@ -84,7 +93,7 @@ def _shows(live: Any, want: Any, node: Node) -> bool:
         return type(live) is list and live == want and not any(map(_is_hash, want))
     if kind is str and want.startswith(HASH_PREFIX):
         return False  # compared through the hasher by the full diff
-    return bool(live == want) and not isinstance(want, Mapping)
+    return bool(live == want) and not is_mapping(want)
 
 
 def _keeps(last: Any, want: Any, node: Node) -> bool:
@@ -94,9 +103,9 @@ def _keeps(last: Any, want: Any, node: Node) -> bool:
         if last_regions is None or wanted is None:
             return False
         return all(r not in wanted or _keeps(c, wanted[r], None) for r, c in last_regions.items())
-    if not isinstance(last, Mapping) or node == _WHOLE:
+    if not is_mapping(last) or node == _WHOLE:
         return True
-    if not isinstance(want, Mapping):
+    if not is_mapping(want):
         return False
     for key, value in last.items():
         if key not in want or not _keeps(value, want[key], _below(node, key)):
@@ -112,4 +121,4 @@ def in_sync(
         return False
     if last_applied is not None and not _keeps(last_applied, desired, _SCHEMA):
         return False
-    return isinstance(live, Mapping) and _shows(live, dict(desired), _SCHEMA)
+    return is_mapping(live) and _shows(live, dict(desired), _SCHEMA)

@@ -460,3 +460,39 @@ def test_hashed_is_the_walk_over_every_path(body: dict[str, Any], data: st.DataO
     assert result is not desired  # a copy: changing it leaves the body alone
     if isinstance(desired.get("containers"), list):
         assert result["containers"] is not desired["containers"]
+
+
+def test_is_mapping_is_isinstance_mapping() -> None:
+    """The shortcut and `hashed` skip the ABC check for plain JSON types only."""
+    from collections import OrderedDict, UserDict
+    from collections.abc import Mapping
+    from types import MappingProxyType
+
+    from reconciler.insync import is_mapping
+
+    class Text(str):
+        pass
+
+    class Table(dict):  # type: ignore[type-arg]
+        pass
+
+    values: list[object] = [
+        {},
+        {"a": 1},
+        MappingProxyType({"a": 1}),
+        OrderedDict(a=1),
+        UserDict(a=1),
+        Table(a=1),
+        "a",
+        Text("a"),
+        1,
+        True,
+        1.5,
+        None,
+        [],
+        (),
+        [{"a": 1}],
+        frozenset(),
+    ]
+    for value in values:
+        assert is_mapping(value) is isinstance(value, Mapping), value
