@@ -328,6 +328,27 @@ def _copy(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class _Hashing:
+    paths: set[SpecPath]  # hashed here
+    above: set[SpecPath]  # a sensitive path goes on below
+    hasher: Hasher
+
+
+def _walk(value: Any, path: SpecPath, how: _Hashing) -> Any:
+    """`hashed`'s walk. A module function, not a closure calling itself: such a closure is a
+    reference cycle, left for the garbage collector by every call (one per deployment planned)."""
+    if path in how.paths:
+        return how.hasher(value)
+    if path not in how.above:
+        return _copy(value)  # nothing sensitive below: a plain copy, no paths to track
+    if is_mapping(value):
+        return {k: _walk(v, (*path, k), how) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_walk(v, (*path, i), how) for i, v in enumerate(value)]
+    return value
+
+
 def hashed(
     body: Mapping[str, Any], sensitive: Iterable[SpecPath], hasher: Hasher
 ) -> dict[str, Any]:
@@ -335,19 +356,7 @@ def hashed(
     paths = {tuple(p) for p in sensitive}
     paths |= {("envs", k) for k in (body.get("envs") or {})}
     above = {p[:i] for p in paths for i in range(len(p))}  # where a sensitive path goes on
-
-    def walk(value: Any, path: SpecPath) -> Any:
-        if path in paths:
-            return hasher(value)
-        if path not in above:
-            return _copy(value)  # nothing sensitive below: a plain copy, no paths to track
-        if is_mapping(value):
-            return {k: walk(v, (*path, k)) for k, v in value.items()}
-        if isinstance(value, list):
-            return [walk(v, (*path, i)) for i, v in enumerate(value)]
-        return value
-
-    result: dict[str, Any] = walk(dict(body), ())
+    result: dict[str, Any] = _walk(dict(body), (), _Hashing(paths, above, hasher))
     command = body.get("command")
     if isinstance(command, list) and any(p[:1] == ("command",) for p in paths):
         # the API answers `command` as one string: hash it whole, so it compares with that
