@@ -56,7 +56,6 @@ async def fetch_live(
     """Every live deployment of the given projects: one paginated list per project. Each answer
     becomes its `LiveDeployment` as its page arrives (its model is dropped at once); `compact`
     ones keep the answer as JSON text (a plan's listing: see `LiveDeployment`)."""
-    made = LiveDeployment.compact_answer if compact else LiveDeployment.from_answer
     projects = sorted(set(project_ids))
     found: dict[int, dict[DeploymentKey, LiveDeployment]] = {p: {} for p in projects}
 
@@ -64,7 +63,10 @@ async def fetch_live(
         mine = found[project_id]
 
         def take(deployment: Deployment) -> None:
-            seen = made(project_id, deployment.model_dump(mode="json"))
+            if compact:
+                seen = deployment.compact(project_id)
+            else:
+                seen = LiveDeployment.from_answer(project_id, deployment.model_dump(mode="json"))
             mine[seen.key] = seen
 
         for item in await api.each_deployment(project_id, take):

@@ -8,11 +8,13 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reconciler.api.models import Deployment
 from reconciler.model import LiveDeployment
 
 from .strategies import TEXT, specs
 
-STATUSES = st.sampled_from(["ACTIVE", "DEPLOYING", "DISABLED", "DELETING", "PENDING"])
+STATUSES = st.sampled_from(["ACTIVE", "DEPLOYING", "DISABLED", "DELETING", "PENDING", "NEW-ONE"])
+ODD = st.floats(allow_nan=False) | st.just("a\ud800b") | st.integers(-(2**70), 2**70)
 REFERENCES = st.lists(
     st.fixed_dictionaries({}, optional={"kind": TEXT, "name": TEXT}) | st.none(), max_size=2
 )
@@ -36,7 +38,7 @@ def answers(draw: st.DrawFn) -> dict[str, Any]:
         }
         for c in body["containers"]
     ]
-    extra = draw(st.dictionaries(TEXT, st.none() | st.floats(allow_nan=False) | TEXT, max_size=2))
+    extra = draw(st.dictionaries(TEXT, st.none() | ODD | TEXT, max_size=2))
     return {
         **extra,
         **body,
@@ -85,3 +87,50 @@ def test_an_unreadable_deployment_is_known_by_name_only() -> None:
     assert found.unreadable == "bad"
     assert dict(found.raw) == {} and dict(found.spec_view) == {}
     assert found.managed_by is None and found.status == ""
+
+
+@settings(max_examples=300, deadline=None)
+@given(answers())
+def test_a_compact_deployment_from_the_model_is_the_one_from_its_dump(
+    answer: dict[str, Any],
+) -> None:
+    """What the listing makes (`Deployment.compact`, pydantic writing the JSON) is what
+    `compact_answer` and `from_answer` make of the model's dump: infinities, lone surrogates
+    and integers past 64 bits included."""
+    for container in answer["containers"]:  # what the model requires of these
+        if container["deploy_status"] is None:
+            del container["deploy_status"]
+    answer["object_references"] = [
+        r for r in answer["object_references"] if r is not None and {"kind", "name"} <= set(r)
+    ]
+    model = Deployment.model_validate(answer)
+    dumped = model.model_dump(mode="json")
+    compact = model.compact(7)
+    assert compact.compact
+    expected = LiveDeployment.from_answer(7, dumped)
+    assert compact == expected
+    assert compact == LiveDeployment.compact_answer(7, dumped)
+    assert compact.managed_by == expected.managed_by
+    assert compact.containers_status == expected.containers_status
+    assert list(compact.raw) == list(expected.raw)
+    assert dict(compact.spec_view) == dict(expected.spec_view)
+
+
+def test_odd_values_in_an_answer_survive_the_compact_form() -> None:
+    answer = {
+        "name": "my-svc",
+        "image": "a",
+        "listening_port": 80,
+        "flavor_name": "f",
+        "status": "ACTIVE",
+        "containers": [{"region_id": 1, "scale": {"min": 0, "max": 1}}],
+        "logging": {"weight": float("inf"), "low": float("-inf")},
+        "description": "a\ud800b",
+        "huge": 2**70,
+    }
+    model = Deployment.model_validate(answer)
+    compact = model.compact(7)
+    assert compact == LiveDeployment.from_answer(7, model.model_dump(mode="json"))
+    assert compact.raw["logging"] == {"weight": float("inf"), "low": float("-inf")}
+    assert compact.raw["description"] == "a\ud800b"
+    assert compact.raw["huge"] == 2**70

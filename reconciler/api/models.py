@@ -9,11 +9,13 @@ manifest holds) is a different thing and lives in `reconciler.spec`.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticSerializationError
 
-from ..model import DeploymentStatus, TaskState
+from ..model import ContainerStatus, DeploymentKey, DeploymentStatus, LiveDeployment, TaskState
 
 __all__ = [
     "ContainerView",
@@ -30,7 +32,9 @@ __all__ = [
 
 
 class _Answer(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    # JSON text (`Deployment.compact`) writes an infinity as `Infinity`, as `json.dumps` does,
+    # not as `null`: decoded, it is the value `model_dump()` gives
+    model_config = ConfigDict(extra="allow", frozen=True, ser_json_inf_nan="constants")
 
 
 class DeployStatus(_Answer):
@@ -82,6 +86,33 @@ class Deployment(_Answer):
     api_keys: list[str] | None = None
     auth_enabled: bool | None = None
     object_references: list[ObjectReference] | None = None
+
+    def compact(self, project_id: int) -> LiveDeployment:
+        """`LiveDeployment.compact_answer(project_id, self.model_dump(mode="json"))`, without
+        building the dicts: pydantic writes the JSON text itself (Python's `json` where it
+        cannot: a lone surrogate), and the few fields read at once come from the model."""
+        try:
+            text = self.model_dump_json()
+        except PydanticSerializationError:
+            text = json.dumps(self.model_dump(mode="json"), separators=(",", ":"))
+        statuses = tuple(
+            ContainerStatus(
+                region_id=c.region_id,
+                ready=c.deploy_status.ready,
+                total=c.deploy_status.total,
+                error_message=c.error_message,
+                address=c.address,
+            )
+            for c in self.containers
+        )
+        references = ", ".join(f"{r.kind} {r.name}" for r in self.object_references or ())
+        return LiveDeployment(
+            key=DeploymentKey(project_id, self.name),
+            status=str(self.status),
+            containers_status=statuses,
+            managed_by=references or None,
+            kept=text,
+        )
 
 
 class CreatedResources(_Answer):
