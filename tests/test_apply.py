@@ -56,7 +56,7 @@ class Rig:
             parallelism=kwargs.pop("parallelism", 4),
             timeout=kwargs.pop("timeout", 20.0),
             degraded_grace=kwargs.pop("degraded_grace", 60.0),
-            poll=POLL,
+            poll=kwargs.pop("poll", POLL),
         )
         desired = load_desired([self.dir], env={})
         if self.time is not None:
