@@ -119,10 +119,10 @@ def test_a_postgresql_commit_waiting_for_the_server_leaves_the_loop_free(pg_dsn:
                 turns += 1
                 await asyncio.sleep(0)
             assert not commit.done()
-            released = threading.Event()
-            threading.Thread(target=lambda: (blocker.commit(), released.set())).start()
+            releasing = threading.Thread(target=blocker.commit)
+            releasing.start()
             await asyncio.wait_for(commit, timeout=60)
-            assert released.is_set()
+            releasing.join()
 
     try:
         asyncio.run(main())
