@@ -9,6 +9,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from .answerview import NOTHING, Decoded, managed_by
 from .spec import DeploymentSpec
 
 if TYPE_CHECKING:
@@ -152,12 +153,6 @@ class TaskState(StrEnum):
         return self is TaskState.FINISHED
 
 
-RESPONSE_ONLY_FIELDS = frozenset(
-    {"name", "project_id", "status", "address", "created_at", "object_references"}
-)
-CONTAINER_RUNTIME_FIELDS = frozenset({"address", "deploy_status", "error_message"})
-
-
 @dataclass(frozen=True)
 class ContainerStatus:
     region_id: int
@@ -165,43 +160,6 @@ class ContainerStatus:
     total: int
     error_message: str | None = None
     address: str | None = None
-
-
-def _spec_view(answer: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The answer without its response-only fields (sharing the answer's values)."""
-    view = {k: v for k, v in answer.items() if k not in RESPONSE_ONLY_FIELDS}
-    containers = answer.get("containers") or []
-    view["containers"] = [
-        {k: v for k, v in c.items() if k not in CONTAINER_RUNTIME_FIELDS} for c in containers
-    ]
-    return MappingProxyType(view)
-
-
-@dataclass(frozen=True)
-class _Decoded:
-    """A live answer as values: the answer itself and its spec view."""
-
-    raw: Mapping[str, Any]
-    view: Mapping[str, Any]
-
-    @classmethod
-    def of(cls, answer: Mapping[str, Any]) -> _Decoded:
-        # the answer itself, not a copy: it is the caller's fresh parse, never changed after
-        raw = MappingProxyType(answer if isinstance(answer, dict) else dict(answer))
-        return cls(raw, _spec_view(answer))
-
-
-_NOTHING = _Decoded(MappingProxyType({}), MappingProxyType({}))
-
-
-def _managed_by(answer: Mapping[str, Any]) -> str | None:
-    references = answer.get("object_references") or []
-    names = [
-        f"{r.get('kind', 'object')} {r.get('name', '?')}"
-        for r in references
-        if isinstance(r, Mapping)
-    ]
-    return ", ".join(names) or None
 
 
 def _statuses(answer: Mapping[str, Any]) -> tuple[ContainerStatus, ...]:
@@ -238,12 +196,12 @@ class LiveDeployment:
     status: str
     containers_status: tuple[ContainerStatus, ...]
     managed_by: str | None = None
-    kept: _Decoded | str = field(default=_NOTHING, repr=False)  # may hold secrets
+    kept: Decoded | str = field(default=NOTHING, repr=False)  # may hold secrets
     unreadable: str = ""  # why the API's answer for it could not be read (then nothing else is)
 
-    def _decoded(self) -> _Decoded:
+    def _decoded(self) -> Decoded:
         kept = self.kept
-        return kept if isinstance(kept, _Decoded) else _Decoded.of(json.loads(kept))
+        return kept if isinstance(kept, Decoded) else Decoded.of(json.loads(kept))
 
     @property
     def raw(self) -> Mapping[str, Any]:
@@ -282,8 +240,8 @@ class LiveDeployment:
             key=DeploymentKey(project_id, str(answer["name"])),
             status=str(answer.get("status", "")),
             containers_status=_statuses(answer),
-            managed_by=_managed_by(answer),
-            kept=_Decoded.of(answer),
+            managed_by=managed_by(answer),
+            kept=Decoded.of(answer),
         )
 
     @classmethod
@@ -293,7 +251,7 @@ class LiveDeployment:
             key=DeploymentKey(project_id, str(answer["name"])),
             status=str(answer.get("status", "")),
             containers_status=_statuses(answer),
-            managed_by=_managed_by(answer),
+            managed_by=managed_by(answer),
             kept=json.dumps(
                 answer if isinstance(answer, dict) else dict(answer), separators=(",", ":")
             ),
@@ -329,9 +287,45 @@ class RecordOutcome(StrEnum):
 STOPPED_ANNOTATION = "reconciler/stopped"
 
 
+class JsonText(Mapping[str, Any]):
+    """A JSON object kept as its text, decoded again for every read (for what is held long and
+    read rarely: a compact record's `last_applied`). `decoded()` is one decode to read many
+    times."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def decoded(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.text)
+        return value
+
+    def __getitem__(self, key: str) -> Any:
+        return self.decoded()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.decoded())
+
+    def __len__(self) -> int:
+        return len(self.decoded())
+
+    def __eq__(self, other: object) -> bool:
+        return self.decoded() == (other.decoded() if isinstance(other, JsonText) else other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self.decoded())
+
+
 @dataclass(frozen=True)
 class Record:
-    """A deployment this reconciler owns, as it last applied it."""
+    """A deployment this reconciler owns, as it last applied it.
+
+    A compact one (`compacted()`, for a plan over thousands) keeps `last_applied` as `JsonText`;
+    `opened()` is the same record decoded once, for the turn that reads it.
+    """
 
     key: DeploymentKey
     last_applied: Mapping[str, Any]  # request shape; sensitive leaves are salted hashes
@@ -347,3 +341,16 @@ class Record:
     def was_stopped(self) -> bool:
         """Whether it was applied with `spec.stopped: true` (kept stopped on purpose)."""
         return self.annotations.get(STOPPED_ANNOTATION) == "true"
+
+    def compacted(self) -> Record:
+        """This record with `last_applied` kept as JSON text (itself if it is already)."""
+        if isinstance(self.last_applied, JsonText):
+            return self
+        text = json.dumps(dict(self.last_applied), separators=(",", ":"))
+        return replace(self, last_applied=JsonText(text))
+
+    def opened(self) -> Record:
+        """This record with `last_applied` decoded (itself if it is already)."""
+        if isinstance(self.last_applied, JsonText):
+            return replace(self, last_applied=self.last_applied.decoded())
+        return self

@@ -293,8 +293,8 @@ async def test_the_plan_fingerprints_exactly_what_it_was_made_from(world: World)
 
 
 async def test_a_plan_from_compact_listings_is_the_plan_from_decoded_ones(world: World) -> None:
-    """plan_against lists live deployments as JSON text (`compact`); the changes, their order
-    and the fingerprint are those of a plan made from the decoded answers."""
+    """plan_against lists live deployments and keeps records as JSON text (`compact`); the
+    changes, their order and the fingerprint are those of a plan made from decoded ones."""
     from reconciler.engine import fetch_live
     from reconciler.plan import make_plan
 
@@ -316,3 +316,12 @@ async def test_a_plan_from_compact_listings_is_the_plan_from_decoded_ones(world:
     assert again.changes == plan.changes
     assert again.fingerprint == plan.fingerprint
     assert render(again, "json") == render(plan, "json")
+    # the records too: kept as JSON text by plan_against, decoded as the store reads them
+    assert all(r.compacted() is r for r in inputs.records.values())
+    read = world.store.records()
+    assert read == inputs.records
+    assert not any(r.compacted() is r for r in read.values())
+    assert all(r.opened() is r for r in read.values())
+    third = make_plan(desired, read, decoded, world.store.hash_value, PlanOptions())
+    assert third.changes == plan.changes
+    assert third.fingerprint == plan.fingerprint

@@ -114,11 +114,19 @@ def _manifest(
         key=DeploymentKey(project_id, metadata.name),
         spec=manifest.spec,
         source=Location(ctx.file, start.line, start.column),
-        labels=MappingProxyType(dict(metadata.labels)),
-        annotations=MappingProxyType(dict(metadata.annotations)),
+        labels=_read_only(metadata.labels),
+        annotations=_read_only(metadata.annotations),
         sensitive_paths=frozenset(spec_paths),
         references=placed_references(doc, prefix, manifest.spec, project_id, ctx.file),
     )
+
+
+_NONE: Mapping[str, str] = MappingProxyType({})
+
+
+def _read_only(mapping: Mapping[str, str]) -> Mapping[str, str]:
+    """A read-only copy; every empty one is the same (most manifests set no annotations)."""
+    return MappingProxyType(dict(mapping)) if mapping else _NONE
 
 
 def _one(ctx: _Context, doc: Document, body: dict[str, Any], prefix: SpecPath) -> Found | None:

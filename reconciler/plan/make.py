@@ -142,19 +142,23 @@ def make_plan(
         found = present.get(key)
         if found is not None:
             found = found.opened()  # decoded for this turn only
+        record = owned.get(key)
+        if record is not None:
+            record = record.opened()
         wanted_hashed: Mapping[str, Any] | None = None
         if key in wanted:
             one = wanted[key]
             bodies = Bodies.of(one, hasher)
-            changes.append(desired_change(one, owned.get(key), found, hasher, bodies))
+            changes.append(desired_change(one, record, found, hasher, bodies))
             wanted_hashed = (
                 bodies.hashed
                 if fingerprint_hasher is None
                 else hashed(bodies.body, one.sensitive_paths, fingerprint_hasher)
             )
         else:
-            changes.append(orphan(owned[key], found, options))
-        digest.add(key, wanted_hashed, owned.get(key), found)
+            assert record is not None  # neither desired nor owned: not in this loop
+            changes.append(orphan(record, found, options))
+        digest.add(key, wanted_hashed, record, found)
 
     deletes = [c for c in changes if c.action is Action.DELETE]
     if deletes and not wanted and not options.allow_empty:
