@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -95,13 +95,31 @@ class Run:
     stdout: str
 
 
+# A command is started by a small launcher, which reports the command's own figures: on Linux a
+# child's peak RSS (ru_maxrss) starts at its parent's (exec keeps the high-water mark of the image
+# it replaces), so a `reconciler plan` started straight from a benchmark that has just planned
+# 10,000 deployments in-process would report the benchmark's peak, not its own.
+LAUNCHER = """
+import os, subprocess, sys, time
+started = time.perf_counter()
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+wall = time.perf_counter() - started
+with open(sys.argv[1], "w") as report:
+    cpu = usage.ru_utime + usage.ru_stime
+    report.write(f"{os.waitstatus_to_exitcode(status)} {wall} {cpu} {usage.ru_maxrss}")
+"""
+
+
 def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> Run:
-    """Run `cmd`; its own CPU (user+sys) and peak RSS come from wait4, not from other children."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert proc.stdout is not None
-    out = proc.stdout.read().decode(errors="replace")
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode, out)
+    """Run `cmd`; its own wall and CPU time (user+sys) and peak RSS, measured by a launcher
+    (see LAUNCHER), not from other children."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "usage"
+        launch = [sys.executable, "-c", LAUNCHER, str(report), *cmd]
+        proc = subprocess.Popen(launch, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert proc.stdout is not None
+        out = proc.stdout.read().decode(errors="replace")
+        proc.wait()
+        code, wall, cpu, rss_kb = report.read_text().split()
+    return Run(float(wall), float(cpu), int(rss_kb) / 1024, int(code), out)
