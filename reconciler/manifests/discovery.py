@@ -122,13 +122,17 @@ def _walk(
             found.append((real, path))
 
 
-def _read_up_to(fd: int, limit: int) -> bytes:
+def _read_up_to(fd: int, limit: int, size: int = 0) -> bytes:
     """At most `limit` bytes of the file, read straight from its descriptor (no buffered file
-    object per manifest)."""
+    object per manifest). `size` (what fstat said) sizes the first read: os.read allocates all it
+    is asked for, and a 1 MiB buffer per read (mapped, then unmapped) was three quarters of the
+    time spent reading 1,000 manifests (24 ms -> 7 ms)."""
     chunks = []
     left = limit
+    ask = size + 1  # one more: the end shows in the first read, unless the file grew
     while left > 0:
-        chunk = os.read(fd, min(left, 1 << 20))
+        chunk = os.read(fd, min(left, ask))
+        ask = 1 << 16
         if not chunk:
             break
         chunks.append(chunk)
@@ -151,7 +155,7 @@ def read_file(path: Path) -> tuple[bytes | None, str | None]:
         size = info.st_size
         data = b""
         if size <= MAX_FILE_BYTES:
-            data = _read_up_to(fd, MAX_FILE_BYTES + 1)
+            data = _read_up_to(fd, MAX_FILE_BYTES + 1, size)
             size = len(data)
     except OSError as exc:
         return None, f"cannot read: {_why(exc)}"
