@@ -229,12 +229,15 @@ class FakeApi:
             raise self._missing("GET", task_id)
         return Task.model_validate(self.tasks[task_id])
 
-    async def task_answers(self, **filters: Any) -> tuple[list[dict[str, Any]], int]:
-        return [t.model_dump(mode="json") for t in await self.list_tasks(**filters)], 1
+    async def each_task_answer(self, take: Callable[[Any], object], **filters: Any) -> int:
+        for task in await self.list_tasks(**filters):
+            take(task.model_dump(mode="json"))
+        return 1
 
-    async def deployment_answers(self, project_id: int) -> tuple[list[dict[str, Any]], int]:
-        found = await self.list_deployments(project_id)
-        return [d.model_dump(mode="json") for d in found], 1
+    async def each_deployment_answer(self, project_id: int, take: Callable[[Any], object]) -> int:
+        for found in await self.list_deployments(project_id):
+            take(found.model_dump(mode="json"))
+        return 1
 
     async def list_tasks(self, **filters: Any) -> Listing[Task]:
         self._check("list_tasks", "")

@@ -46,6 +46,27 @@ async def test_each_item_is_handed_over_as_its_page_arrives() -> None:
     assert "listening_port" in unreadable[0].message
 
 
+async def test_polling_answers_are_handed_over_page_by_page_with_the_pages_counted() -> None:
+    """The watcher's lists (`each_answer`): plain JSON items, page 1's handed over before page 2
+    is asked for, so a poll keeps only the items someone waits on, never the whole listing."""
+    pages = [
+        {"count": 3, "results": [{"id": "t1"}, {"id": "t2"}]},
+        {"count": 3, "results": [{"id": "t3"}]},
+    ]
+    asked: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        return httpx.Response(200, json=pages[len(asked) - 1])
+
+    taken: list[tuple[str, int]] = []
+    async with ApiClient(SETTINGS, transport=httpx.MockTransport(handler), page_size=2) as api:
+        count = await api.each_task_answer(lambda t: taken.append((t["id"], len(asked))))
+    assert taken == [("t1", 1), ("t2", 1), ("t3", 2)]
+    assert count == 2
+    assert [r.url.params["offset"] for r in asked] == ["0", "2"]
+
+
 async def test_fetch_live_is_what_the_whole_listings_say(clock: ManualClock) -> None:
     sim = make_simulator(clock, page_cap=2)
     async with ApiClient(SETTINGS, transport=transport(sim), page_size=1000) as api:

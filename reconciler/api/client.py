@@ -242,14 +242,23 @@ class ApiClient:
         self, path: str, params: Sequence[tuple[str, str | int]] = ()
     ) -> tuple[list[Any], int]:
         """Every item of a listing as the API sent it (not parsed into models), and how many
-        pages that took: for polling, where only the items someone waits on are parsed."""
+        pages that took."""
         items: list[Any] = []
-        pages = 0
+        pages = await self.each_answer(path, items.append, params)
+        return items, pages
+
+    async def each_answer(
+        self, path: str, take: Callable[[Any], object], params: Sequence[tuple[str, str | int]] = ()
+    ) -> int:
+        """Hand every item of a listing, as the API sent it, to `take` as its page arrives;
+        return how many pages that took. For polling: the caller keeps only the items someone
+        waits on, so a long listing is never held whole."""
+        seen = pages = 0
         while True:
             query: list[tuple[str, str | int]] = [
                 *params,
                 ("limit", self.page_size),
-                ("offset", len(items)),
+                ("offset", seen),
             ]
             page = (await self._request("GET", path, params=query)).json()
             pages += 1
@@ -260,9 +269,11 @@ class ApiClient:
                     path=path,
                 )
             results = page.get("results") or []
-            items.extend(results)
-            if not results or len(items) >= int(page.get("count", 0)):
-                return items, pages
+            for item in results:
+                take(item)
+            seen += len(results)
+            if not results or seen >= int(page.get("count", 0)):
+                return pages
 
     def task_query(
         self,
@@ -305,9 +316,10 @@ class ApiClient:
         returns the items that do not parse."""
         return await self._pages(self.deployments_path(project_id), Deployment, (), take)
 
-    async def deployment_answers(self, project_id: int) -> tuple[list[Any], int]:
-        """The project's deployments as the API sent them, and the pages that took."""
-        return await self.answers(self.deployments_path(project_id))
+    async def each_deployment_answer(self, project_id: int, take: Callable[[Any], object]) -> int:
+        """The project's deployments as the API sent them, each handed to `take` as its page
+        arrives (`each_answer`); the pages that took."""
+        return await self.each_answer(self.deployments_path(project_id), take)
 
     async def get_deployment(self, project_id: int, name: str) -> Deployment:
         return await self._get_model(self.deployments_path(project_id, name), Deployment)
@@ -359,12 +371,13 @@ class ApiClient:
         )
         return await self._paginate("/cloud/v1/tasks", Task, params)
 
-    async def task_answers(
-        self, *, project_ids: Iterable[int] = (), from_timestamp: str | None = None
-    ) -> tuple[list[Any], int]:
-        """Tasks as the API sent them (see `list_tasks`), and the pages that took."""
-        query = self.task_query(project_ids=project_ids, from_timestamp=from_timestamp)
-        return await self.answers("/cloud/v1/tasks", query)
+    async def each_task_answer(
+        self, take: Callable[[Any], object], *, from_timestamp: str | None = None
+    ) -> int:
+        """Tasks as the API sent them (see `list_tasks`), each handed to `take` as its page
+        arrives (`each_answer`); the pages that took."""
+        query = self.task_query(from_timestamp=from_timestamp)
+        return await self.each_answer("/cloud/v1/tasks", take, query)
 
     async def list_flavors(self) -> Listing[Flavor]:
         return await self._paginate("/cloud/v3/inference/flavors", Flavor)

@@ -279,26 +279,34 @@ class Watcher:
 
     async def _poll_batch(self, group: Group, entries: list[Entry]) -> None:
         kind, project_id = group
+        key = "id" if kind is Kind.TASK else "name"
+        wanted = {e.ident for e in entries}
+        found: dict[Any, dict[str, Any]] = {}  # only the items waited on: a page's others go
+        listed = 0
+
+        def take(answer: Any) -> None:
+            nonlocal listed
+            listed += 1
+            if isinstance(answer, dict) and answer.get(key) in wanted:
+                found[answer[key]] = answer
+
         try:
             if kind is Kind.TASK:
                 oldest = datetime.fromtimestamp(min(e.since for e in entries), UTC)
                 since = (oldest - TASK_SKEW).isoformat(timespec="seconds")
-                answers, pages = await self._limited(
-                    "task list", lambda: self.api.task_answers(from_timestamp=since)
+                pages = await self._limited(
+                    "task list", lambda: self.api.each_task_answer(take, from_timestamp=since)
                 )
-                key = "id"
             else:
-                answers, pages = await self._limited(
-                    "deployment list", lambda: self.api.deployment_answers(project_id)
+                pages = await self._limited(
+                    "deployment list", lambda: self.api.each_deployment_answer(project_id, take)
                 )
-                key = "name"
         except ApiError as exc:
             for entry in entries:
                 self._failed(entry, exc)
             return
         self.schedule.list_pages[group] = pages
-        self.schedule.list_items[group] = len(answers)
-        found = {a.get(key): a for a in answers if isinstance(a, dict)}
+        self.schedule.list_items[group] = listed
         stragglers = []
         for entry in entries:
             answer = found.get(entry.ident)
