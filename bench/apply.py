@@ -7,6 +7,7 @@ over the official SDK: `create_and_poll` one at a time, then `get` until ACTIVE 
 polling interval (`default` is the SDK's own, 3 s; or a number of seconds).
 
     python bench/apply.py --count 100 [--task 1.0] [--rollout 0.3] [--latency 0.01] [--json]
+    python bench/apply.py --count 2000 --state postgresql://...   (an empty inventory)
     python bench/apply.py --count 10 --sdk default
     python bench/apply.py --count 10 --sdk 1
 """
@@ -45,14 +46,16 @@ spec:
 """
 
 
-def ours(url: str, count: int, projects: int, root: Path) -> dict[str, Any]:
+def ours(url: str, count: int, projects: int, root: Path, state: str | None) -> dict[str, Any]:
     folder = root / "manifests"
     folder.mkdir()
     for i in range(count):
         name = f"svc-{i:05d}"
         text = MANIFEST.format(name=name, project=1 + i % projects)
         (folder / f"{name}.yaml").write_text(text)
-    target = Target(ApiSettings(base_url=url, api_key=Secret(KEY)), root / "state.db")
+    target = Target(
+        ApiSettings(base_url=url, api_key=Secret(KEY)), root / "state.db", state_url=state
+    )
     cpu0, wall0 = time.process_time(), time.perf_counter()
     desired = load_desired([folder], env={})
     report = asyncio.run(apply(desired, target, PlanOptions(), ApplyOptions()))
@@ -103,6 +106,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.01, help="seconds added per request")
     parser.add_argument("--sdk", metavar="INTERVAL", help="run the SDK loop instead: default or S")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--state", help="a postgresql:// URL of an empty inventory (default: SQLite)"
+    )
     args = parser.parse_args()
     flags = ["--task-queue", "0", "--task-run", str(args.task), "--rollout", str(args.rollout)]
     flags += ["--latency", str(args.latency), "--page-cap", "1000"]
@@ -110,7 +116,7 @@ def main() -> None:
         if args.sdk:
             figures = sdk_loop(url, args.count, args.sdk)
         else:
-            figures = ours(url, args.count, args.projects, Path(tmp))
+            figures = ours(url, args.count, args.projects, Path(tmp), args.state)
     figures["server_seconds"] = args.task + args.rollout
     figures["over_server"] = figures["wall"] - figures["server_seconds"]
     if args.json:
