@@ -27,6 +27,7 @@ from .errors import ApiError, ConflictError, NotFoundError
 from .kinds import OBJECT_KINDS, DesiredObject, Kind, ObjectKey
 from .model import DeploymentKey, LiveDeployment
 from .objects_plan import LiveObject, ObjectAction, ObjectChange, ObjectRecord
+from .state import offloop
 from .state.objects import ObjectRecordStore
 
 DEFAULT_SECRETS_DIR = ".reconciler/secrets"
@@ -120,7 +121,7 @@ class ObjectExecutor:
         if change.action is ObjectAction.DELETE:
             with contextlib.suppress(NotFoundError):
                 await objects.delete(key.kind, key.project_id, key.name)
-            self.records.forget(key)
+            await offloop(self.records, lambda: self.records.forget(key))
             return ObjectOutcome(key, change.action, True, "deleted")
         desired = self.desired[key]
         body = desired.spec.body()
@@ -142,7 +143,8 @@ class ObjectExecutor:
             await objects.change(key.kind, key.project_id, key.name, self._change_body(key, body))
             if change.action is ObjectAction.ADOPT and key.kind is Kind.API_KEY:
                 message = NO_KEY_SECRET
-        self.records.save(self._record(desired, body))
+        record = self._record(desired, body)
+        await offloop(self.records, lambda: self.records.save(record))
         return ObjectOutcome(key, change.action, True, message, secret_file)
 
     async def _exists(

@@ -32,6 +32,7 @@ from .objects_plan import (
     with_waves,
 )
 from .plan import Action, Plan, PlanError
+from .state import offloop
 from .state.objects import ObjectRecordStore, open_object_records
 from .state.objects import object_state_path as object_state_path  # for engine and ui
 
@@ -45,19 +46,25 @@ def _open(state_path: object | None) -> ObjectRecordStore | None:
     return None if state_path is None else open_object_records(state_path)
 
 
-def _records(state_path: object | None) -> dict[ObjectKey, ObjectRecord]:
+def _records(state_path: object | None) -> dict[ObjectKey, ObjectRecord] | None:
+    """The object records; None where the state store cannot keep them."""
     store = _open(state_path)
     if store is None:
-        return {}
+        return None
     try:
         return store.records()
     finally:
         store.close()
 
 
+async def _read(state_path: object | None) -> dict[ObjectKey, ObjectRecord] | None:
+    """`_records` from async code (off the event loop for a database: `state.offloop`)."""
+    return await offloop(state_path, lambda: _records(state_path))
+
+
 def recorded_object_projects(state_path: object | None) -> frozenset[int]:
     """The projects of every recorded credential, secret and API key."""
-    return frozenset(k.project_id for k in _records(state_path))
+    return frozenset(k.project_id for k in _records(state_path) or {})
 
 
 def secrets_dir_for(state_path: Path) -> Path:
@@ -121,9 +128,11 @@ async def with_objects(
 
     With `share` (the projects a service replica holds), the records of other projects are left
     out: they belong to another replica's plan, not orphans of this one."""
-    if _open(state_path) is None and desired.objects:
-        raise PlanError(NO_OBJECT_STATE)
-    records = _records(state_path)
+    records = await _read(state_path)
+    if records is None:
+        if desired.objects:
+            raise PlanError(NO_OBJECT_STATE)
+        records = {}
     if share is not None:
         records = {k: r for k, r in records.items() if k.project_id in share}
     projects = {o.key.project_id for o in desired.objects} | {k.project_id for k in records}
@@ -161,7 +170,7 @@ class ObjectRun:
     async def run(self, changes: list[ObjectChange]) -> list[ObjectOutcome]:
         if not any(c.action.mutates for c in changes):
             return []
-        store = _open(self.state_path)
+        store = await offloop(self.state_path, lambda: _open(self.state_path))
         if store is None:
             raise PlanError(NO_OBJECT_STATE)
         try:
@@ -170,7 +179,7 @@ class ObjectRun:
                 changes
             )
         finally:
-            store.close()
+            await offloop(store, store.close)
 
     async def before(self, plan: Plan) -> list[ObjectOutcome]:
         return await self.run([c for c in plan.objects if c.action.writes])
@@ -209,7 +218,7 @@ async def object_status(
     state_path: object | None, api: ApiClient, hasher: Callable[[object], str]
 ) -> list[ObjectStatusRow]:
     """Sync of every owned object: its recorded body (secrets aside) against the live one."""
-    records = _records(state_path)
+    records = await _read(state_path)
     if not records:
         return []
     live = await fetch_live_objects(api, {k.project_id for k in records})

@@ -168,3 +168,33 @@ def test_a_postgresql_error_in_an_async_commit_names_the_url_without_its_passwor
         assert str(caught.value).startswith(store.url)  # type: ignore[attr-defined]
     finally:
         store.close()
+
+
+def test_offloop_runs_a_database_call_in_a_worker_and_a_file_call_in_place(
+    state_location: str,
+) -> None:
+    """What async code reads or locks goes through `offloop`: off the event loop's thread for a
+    database (its object records too), on it for a SQLite file (its connection is that
+    thread's)."""
+    from reconciler.scoped import ScopedStore
+    from reconciler.state import offloop
+    from reconciler.state.objects import object_state_path, open_object_records
+
+    store = open_store(state_location)
+    objects = open_object_records(object_state_path(store))
+    assert objects is not None
+
+    async def threads() -> set[bool]:
+        here = threading.get_ident()
+        ran = [
+            await offloop(one, threading.get_ident)
+            for one in (store, ScopedStore(store, frozenset({1})), objects)
+        ]
+        return {ident == here for ident in ran}
+
+    try:
+        in_place = asyncio.run(threads())
+        assert in_place == {not state_location.startswith("postgresql")}
+    finally:
+        objects.close()
+        store.close()

@@ -103,6 +103,7 @@ class PgObjectRecords(_ObjectTable):
     """The object records of one PostgreSQL state store (closing it leaves the store open)."""
 
     table = f"{SCHEMA}.object_records"
+    waits_on_a_server = True  # async code calls it through `state.offloop`
 
     def __init__(self, store: PostgresStateStore) -> None:
         self._store = store
