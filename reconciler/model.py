@@ -9,6 +9,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from pydantic_core import PydanticSerializationError
+
 from .answerview import NOTHING, Decoded, managed_by
 from .spec import DeploymentSpec
 
@@ -44,9 +46,14 @@ class Location:
 _NO_LABELS: Mapping[str, str] = MappingProxyType({})
 
 
-def _fields_set(spec: DeploymentSpec) -> dict[str, Any]:
-    """The spec's fields as set, `stopped` included (`body()` leaves it out)."""
-    return spec.model_dump(mode="json", by_alias=True, exclude_unset=True)
+def _spec_json(spec: DeploymentSpec) -> str:
+    """The JSON of the spec's fields as set, `stopped` included (`body()` leaves it out):
+    pydantic writes it, or json where pydantic cannot (a lone surrogate, which json escapes)."""
+    try:
+        return spec.model_dump_json(by_alias=True, exclude_unset=True)
+    except PydanticSerializationError:
+        fields = spec.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        return json.dumps(fields, separators=(",", ":"))
 
 
 @dataclass(frozen=True, init=False)
@@ -82,9 +89,7 @@ class DesiredDeployment:
     ) -> None:
         put = object.__setattr__
         put(self, "key", key)
-        # json, not pydantic's serializer: a YAML escape may make a lone surrogate, which only
-        # json's \u escapes carry
-        put(self, "spec_json", json.dumps(_fields_set(spec), separators=(",", ":")))
+        put(self, "spec_json", _spec_json(spec))
         put(self, "source", source)
         put(self, "labels", labels)
         put(self, "annotations", annotations)

@@ -22,6 +22,11 @@ from yaml.nodes import Node
 RAW_CONTROL = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u2028\u2029]|\r(?!\n)"
 )
+# the characters RAW_CONTROL can start at (any CR): one character class scans a file about three
+# times as fast as the alternation, and most files hold none of them (LF line ends)
+RAW_CONTROL_START = re.compile(
+    "[\x00-\x08\x0b\x0c\x0d\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u2028\u2029]"
+)
 
 Path = tuple[str | int, ...]
 
@@ -84,7 +89,8 @@ class Document:
 
 def raw_control(text: str) -> YamlProblem | None:
     """The first character YAML refuses in a file, at its real line and column."""
-    found = RAW_CONTROL.search(text)
+    start = RAW_CONTROL_START.search(text)
+    found = RAW_CONTROL.search(text, start.start()) if start is not None else None
     if found is None:
         return None
     before = text[: found.start()]

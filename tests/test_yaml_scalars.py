@@ -92,3 +92,29 @@ def test_numbers_read_as_pyyaml_reads_them(value: str) -> None:
         assert read(value) == theirs and type(read(value)) is int
     elif isinstance(theirs, str | float) and theirs == theirs:
         assert read(value) == theirs
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [*"a \n\r\t\x00\x0b\x1f\x7f\x85\x9fé\ud800\ufffe\u2028\u2029", "\r\n", "\r\n"]
+        ),
+        max_size=30,
+    ).map("".join)
+)
+def test_raw_control_finds_what_the_full_pattern_finds(text: str) -> None:
+    """The scan for a first candidate character only skips ahead: the problem reported is the
+    one the whole pattern finds from the start (a lone CR included, a CRLF not)."""
+    from reconciler.yamlplaces import RAW_CONTROL, raw_control
+
+    found = RAW_CONTROL.search(text)
+    problem = raw_control(text)
+    if found is None:
+        assert problem is None
+        return
+    assert problem is not None
+    before = text[: found.start()]
+    assert problem.mark.line == before.count("\n") + 1
+    assert problem.mark.column == found.start() - (before.rfind("\n") + 1) + 1
+    assert problem.message == f"control character U+{ord(found.group()):04X} is not allowed"
