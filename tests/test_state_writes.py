@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import pytest
 
@@ -86,6 +87,70 @@ def test_async_writes_commit_on_both_stores(state_location: str) -> None:
             ("t",),
         )
         assert store.records() == {KEY: record()}
+    finally:
+        store.close()
+
+
+def test_a_session_refuses_writes_once_its_context_has_closed(state_location: str) -> None:
+    """A write that reaches a session after `writes()` has closed (an action still running when
+    its apply was cancelled, or the batch a cancelled apply left queued) is refused: on
+    PostgreSQL it used to open a new connection, commit after the apply (and its lock) had
+    ended, and leave that connection open; a batch the close interrupted, which the server may
+    have committed already, was retried there one write at a time."""
+    from reconciler.state import StateError
+
+    late = DeploymentKey(1, "late")
+    store = open_store(state_location)
+
+    async def main() -> None:
+        async with store.writes() as writes:
+            await writes.commit([OpenEntry(KEY, "create", {})])
+        with pytest.raises(StateError, match="closed"):
+            await writes.commit([OpenEntry(late, "create", {})])
+
+    try:
+        asyncio.run(main())
+        assert store.journal_history(late) == []
+        assert len(store.journal_history(KEY)) == 1
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_a_postgresql_session_closed_while_it_connects_commits_nothing(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The apply ends (its session closes) while the session's first write is still connecting:
+    the connection it then gets is closed, not kept open past the apply with the write on it."""
+    import psycopg
+
+    from reconciler.state import StateError
+
+    real_connect = psycopg.AsyncConnection.connect
+    connecting, go_on = asyncio.Event(), asyncio.Event()
+    made: list[psycopg.AsyncConnection[Any]] = []
+
+    async def gated(*args: Any, **kwargs: Any) -> psycopg.AsyncConnection[Any]:
+        connecting.set()
+        await go_on.wait()
+        made.append(await real_connect(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "connect", gated)
+    store = open_store(pg_dsn)
+
+    async def main() -> None:
+        async with store.writes() as writes:
+            commit = asyncio.ensure_future(writes.commit([OpenEntry(KEY, "create", {})]))
+            await connecting.wait()
+        go_on.set()
+        with pytest.raises(StateError, match="closed"):
+            await commit
+
+    try:
+        asyncio.run(main())
+        assert store.journal_history(KEY) == []
+        assert [conn.closed for conn in made] == [True]
     finally:
         store.close()
 

@@ -39,7 +39,7 @@ from .contract import SPEC_PARTS, LockHolder, StateError
 from .rows import upsert
 from .schema import POSTGRES, VERSION_1
 from .sql import Row, Run, SqlStateStore
-from .writes import Answer, OpenEntry, Write, Writes, answer, statement
+from .writes import Answer, OpenEntry, Write, Writes, answer, session_closed, statement
 
 if TYPE_CHECKING:
     import psycopg
@@ -297,19 +297,29 @@ class _AsyncWrites:
     def __init__(self, store: PostgresStateStore) -> None:
         self._store = store
         self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._closed = False
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         import psycopg
 
+        if self._closed:  # never connect anew: the apply (and its lock) may be gone
+            raise session_closed(self._store)
         if self._conn is None:
             store = self._store
-            self._conn = await psycopg.AsyncConnection.connect(
+            conn = await psycopg.AsyncConnection.connect(
                 store._conninfo,
                 autocommit=True,
                 connect_timeout=store._connect_timeout,
                 application_name="reconciler",
             )
-            await self._conn.execute(f"SET search_path TO {SCHEMA}")
+            try:
+                await conn.execute(f"SET search_path TO {SCHEMA}")
+                if self._closed:  # the session closed while this connected
+                    raise session_closed(store)
+            except BaseException:
+                await conn.close()
+                raise
+            self._conn = conn
         return self._conn
 
     async def commit(self, batch: Sequence[Write]) -> list[Answer]:
@@ -332,6 +342,7 @@ class _AsyncWrites:
             raise StateError(f"{store.url}: {store._scrub(exc)}") from None
 
     async def close(self) -> None:
+        self._closed = True
         if self._conn is not None:
             await self._conn.close()
             self._conn = None

@@ -47,6 +47,7 @@ from .writes import (
     Write,
     Writes,
     answer,
+    session_closed,
     statement,
 )
 
@@ -63,8 +64,11 @@ class _Inline:
 
     def __init__(self, store: SqlStateStore) -> None:
         self._store = store
+        self.closed = False
 
     async def commit(self, batch: Sequence[Write]) -> list[Answer]:
+        if self.closed:
+            raise session_closed(self._store)
         return self._store.write(batch)
 
 
@@ -207,8 +211,13 @@ class SqlStateStore(ABC):
     async def writes(self) -> AsyncIterator[Writes]:
         """Where async code commits its writes. Here, on the store's own connection, in the
         calling thread: right for a local file (a commit is a local write, in WAL mode without
-        a sync per commit); PostgreSQL answers with a session of its own (`postgres.py`)."""
-        yield _Inline(self)
+        a sync per commit); PostgreSQL answers with a session of its own (`postgres.py`).
+        Once closed, a session refuses writes (`session_closed`)."""
+        session = _Inline(self)
+        try:
+            yield session
+        finally:
+            session.closed = True
 
     def journal_history(self, key: DeploymentKey) -> list[JournalEntry]:
         """Every journal entry of one deployment, oldest first (all are kept)."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..model import DeploymentKey, Record
+from .contract import StateError
 from .rows import RECORD_COLUMNS, record_row, upsert
 
 
@@ -99,11 +100,18 @@ def answer(write: Write, rows: Sequence[Sequence[Any]]) -> Answer:
     return int(rows[0][0]) if isinstance(write, OpenEntry) else None
 
 
+def session_closed(store: object) -> StateError:
+    """A write reaching a session after its `writes()` context closed: refused, so an action
+    still running after its apply ended (cancelled) cannot write without the apply's lock."""
+    return StateError(f"{store}: a state write came after its session closed; it was not made")
+
+
 class Writes(Protocol):
     """Somewhere to commit writes from async code (`StateStore.writes`).
 
     `commit` runs every write of `batch` in one transaction, in order, and returns their
-    answers once the transaction is durable; if it raises, none of them happened."""
+    answers once the transaction is durable; if it raises, none of them happened. Once the
+    `writes()` context has closed, `commit` raises `session_closed`'s error."""
 
     async def commit(self, batch: Sequence[Write]) -> list[Answer]: ...
 
