@@ -210,7 +210,7 @@ class LeanPool(httpcore.AsyncConnectionPool):
     httpcore runs `_assign_requests_to_connections` whenever a request starts or ends; for each
     idle connection it counts every connection again (a list built to take its length), and
     for each queued request it lists both the available and the idle ones. This makes the same
-    decisions, in the same order, with the same results (`tests/test_api_network.py` holds the
+    decisions, in the same order, with the same results (`tests/test_api_pool.py` holds the
     two side by side on random pools), without the quadratic part."""
 
     def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
