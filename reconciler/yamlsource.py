@@ -144,10 +144,13 @@ class _Builder:
         return True
 
     def _scalar(self, node: Node, path: Path) -> Any:
+        if node.tag == STR_TAG:  # the usual scalar, without a call per check
+            text: str = node.value
+            if "${" in text:
+                text = self._interpolate(node, path)
+            return text if text.isprintable() else self._checked(node, path, text)
         if self._tag_refused(node, path, SCALAR_TAGS):
             return None
-        if node.tag == STR_TAG:
-            return self._checked(node, path, self._interpolate(node, path))
         plain = PLAIN_SCALARS.get(node.tag)  # skips construct_object's bookkeeping when common
         try:
             if node.tag == INT_TAG and DECIMAL.fullmatch(node.value):
@@ -250,7 +253,10 @@ class _Builder:
         if depth > MAX_DEPTH:
             return []
         pairs: list[tuple[Node, Node]] = node.value
-        if not any(key_node.tag == MERGE_TAG for key_node, _ in pairs):
+        for key_node, _ in pairs:
+            if key_node.tag == MERGE_TAG:
+                break
+        else:
             return pairs  # the usual case: no merge to resolve
         own: list[tuple[Node, Node]] = []
         merged: list[tuple[Node, Node]] = []
@@ -284,12 +290,17 @@ class _Builder:
 
     def _mapping(self, node: MappingNode, path: Path, depth: int) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
-        if self._tag_refused(node, path, MAP_TAG):
+        if node.tag != MAP_TAG and self._tag_refused(node, path, MAP_TAG):
             return result
         for key_node, value_node in self._pairs(node, depth):
-            key = self._key(key_node, path)
-            if key is None:
-                continue
+            if key_node.tag == STR_TAG and isinstance(key_node, ScalarNode):  # as _key, sooner
+                key = key_node.value
+                if not key.isprintable():
+                    key = self._checked(key_node, path, key)
+            else:
+                key = self._key(key_node, path)
+                if key is None:
+                    continue
             child = (*path, key)
             if key in result:
                 first = Mark.at(self.doc.key_marks[child])
