@@ -5,6 +5,7 @@ PostgreSQL, an async commit that waits for the server leaves the event loop free
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import Any
 
@@ -153,6 +154,42 @@ def test_a_postgresql_session_closed_while_it_connects_commits_nothing(
         assert [conn.closed for conn in made] == [True]
     finally:
         store.close()
+
+
+@pytest.mark.slow
+def test_a_postgresql_session_writes_nothing_once_its_apply_lock_is_lost(pg_dsn: str) -> None:
+    """The apply lock lives on the store's own connection and the writes on a session of their
+    own. When the lock's session ends without the process (an administrator's
+    pg_terminate_backend, `idle_session_timeout`), the server releases the lock and another
+    apply may take it: the next batch is refused, so the apply stops at its next write, as it
+    did when it wrote on the lock's own connection. Before, it went on to its end."""
+    import psycopg
+
+    from reconciler.state import StateError
+
+    late = DeploymentKey(1, "late")
+    store = open_store(pg_dsn)
+    store.acquire_lock(timeout=0)
+    lock_pid = store._conn.info.backend_pid  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        async with store.writes() as writes:
+            await writes.commit([OpenEntry(KEY, "create", {})])
+            with psycopg.connect(pg_dsn, autocommit=True) as admin:  # waits until it is gone
+                admin.execute("SELECT pg_terminate_backend(%s, 60000)", (lock_pid,))
+            with pytest.raises(StateError, match="apply lock was lost"):
+                await writes.commit([OpenEntry(late, "create", {})])
+
+    asyncio.run(main())
+    other = open_store(pg_dsn)
+    try:
+        other.acquire_lock(timeout=0)  # the server released it: another apply may run now
+        assert other.journal_history(late) == []
+        assert len(other.journal_history(KEY)) == 1
+    finally:
+        other.close()
+        with contextlib.suppress(StateError):
+            store.close()  # its connection is gone
 
 
 @pytest.mark.slow

@@ -11,7 +11,10 @@ the `reconciler` schema of the database the URL names. What only PostgreSQL has:
   clean by hand. Who holds it (pid, host, since) is a row in `lock`, shown only while that
   backend really holds the advisory lock. Service replicas take it shared
   (`acquire_shared_lock`): each applies only the projects it holds, so they apply side by
-  side, while a whole-inventory apply (the CLI) waits for all of them and they for it;
+  side, while a whole-inventory apply (the CLI) waits for all of them and they for it. The
+  writes go on a session of their own (below), and each batch checks in its transaction that
+  the lock's session still holds the lock: an apply whose lock session alone ended (an
+  administrator's terminate, `idle_session_timeout`) stops at its next write;
 - the connection URL's password never appears in a message: errors name the URL without it.
 
 One synchronous connection per store, in autocommit with explicit transactions: it holds the
@@ -291,6 +294,19 @@ class PostgresStateStore(SqlStateStore):
         self._shared = False
 
 
+def _still_locked(backend_pid: int) -> str:
+    """A statement that fails its transaction unless the session `backend_pid` (the store's
+    own, which took the apply lock) still holds the lock: the writes go on a session of their
+    own, and a lock session that ended (terminated, timed out) without the process has let
+    another apply in. Checked in each batch's transaction, so nothing is written after."""
+    return (
+        "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_locks k WHERE k.locktype = 'advisory' "
+        f"AND k.granted AND k.pid = {int(backend_pid)} AND k.classid::bigint = {LOCK_CLASS} "
+        f"AND k.objid::bigint = {APPLY_LOCK} AND k.objsubid = 2) THEN RAISE EXCEPTION "
+        "'the apply lock was lost: its session ended'; END IF; END$$"
+    )
+
+
 class _AsyncWrites:
     """`Writes` on psycopg's `AsyncConnection`: each batch one transaction in one pipeline."""
 
@@ -330,6 +346,8 @@ class _AsyncWrites:
         try:
             conn = await self._connection()
             async with conn.pipeline(), conn.transaction():
+                if store._locked:
+                    await conn.execute(_still_locked(store._conn.info.backend_pid))
                 cursors = []
                 for one in batch:
                     sql, params = statement(one, now)
@@ -338,6 +356,8 @@ class _AsyncWrites:
                 answer(one, await cursor.fetchall() if isinstance(one, OpenEntry) else [])
                 for one, cursor in zip(batch, cursors, strict=True)
             ]
+        except psycopg.errors.RaiseException as exc:  # `_still_locked`'s, without its context
+            raise StateError(f"{store.url}: {exc.diag.message_primary}") from None
         except psycopg.Error as exc:
             raise StateError(f"{store.url}: {store._scrub(exc)}") from None
 
