@@ -300,3 +300,37 @@ def test_offloop_runs_a_database_call_in_a_worker_and_a_file_call_in_place(
     finally:
         objects.close()
         store.close()
+
+
+def test_offloop_calls_at_once_on_one_store_each_get_a_whole_transaction(
+    state_location: str,
+) -> None:
+    """A wave of credentials, secrets and API keys saves its records at once, each through
+    `offloop`: on PostgreSQL, one worker thread per save on the store's one connection. Their
+    transactions must not interleave (psycopg's nesting of one connection's transactions is not
+    per thread: "transaction commit at the wrong nesting level", a save lost)."""
+    from reconciler.kinds import Kind, ObjectKey
+    from reconciler.objects_plan import ObjectRecord
+    from reconciler.state import offloop
+    from reconciler.state.objects import object_state_path, open_object_records
+
+    store = open_store(state_location)
+    objects = open_object_records(object_state_path(store))
+    assert objects is not None
+    saved = [
+        ObjectRecord(ObjectKey(Kind.SECRET, 1, f"secret-{n}"), {"type": "aws-iam"}, 1.0)
+        for n in range(24)
+    ]
+
+    async def wave() -> None:
+        await asyncio.gather(
+            *(offloop(objects, lambda one=one: objects.save(one)) for one in saved),
+            *(offloop(store, store.records) for _ in saved),
+        )
+
+    try:
+        asyncio.run(wave())
+        assert sorted(k.name for k in objects.records()) == sorted(r.key.name for r in saved)
+    finally:
+        objects.close()
+        store.close()

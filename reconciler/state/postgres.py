@@ -22,7 +22,8 @@ lock, reads, and serves the synchronous callers (the CLI's admin commands). Asyn
 through `writes()`: a session on psycopg's `AsyncConnection` of its own, opened at its first
 write, that sends a batch of writes in one pipelined transaction (one round trip for the lot) and
 awaits the server's answer without holding up the event loop. Async code that must read or lock
-runs those calls in a worker thread (`state.offloop`), never on the loop.
+runs those calls in a worker thread (`state.offloop`), never on the loop; such threads take
+turns on the connection, one statement or transaction at a time.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -115,6 +117,10 @@ class PostgresStateStore(SqlStateStore):
         self._clock = clock
         self._locked = False
         self._shared = False  # the apply lock taken shared (by a service replica)
+        # `offloop` calls this store from worker threads, several at once (a wave of object
+        # records): one statement or transaction at a time on the one connection, or psycopg
+        # nests one thread's transaction in another's
+        self._guard = threading.RLock()
         try:
             self._conn: psycopg.Connection[Any] = psycopg.connect(
                 url,
@@ -157,12 +163,12 @@ class PostgresStateStore(SqlStateStore):
         return cursor.fetchall() if cursor.description is not None else []
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        with self._errors():
+        with self._guard, self._errors():
             return self._run(sql, params)
 
     @contextmanager
     def _tx(self) -> Iterator[Run]:
-        with self._errors(), self._conn.transaction():
+        with self._guard, self._errors(), self._conn.transaction():
             yield self._run
 
     # -- schema ------------------------------------------------------------------------------
@@ -218,12 +224,13 @@ class PostgresStateStore(SqlStateStore):
         return self._rows("SELECT 1") == [(1,)]
 
     def close(self) -> None:
-        if self._conn.closed:
-            return
-        try:
-            self.release_lock()
-        finally:
-            self._conn.close()
+        with self._guard:
+            if self._conn.closed:
+                return
+            try:
+                self.release_lock()
+            finally:
+                self._conn.close()
 
     # -- the apply lock ----------------------------------------------------------------------
 
