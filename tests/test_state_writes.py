@@ -334,3 +334,62 @@ def test_offloop_calls_at_once_on_one_store_each_get_a_whole_transaction(
     finally:
         objects.close()
         store.close()
+
+
+@pytest.mark.slow
+def test_a_lost_postgresql_session_says_why_on_every_later_write(pg_dsn: str) -> None:
+    """The session's server process ends between two batches: the next write fails with the
+    cause, and so does every write after it (not "the connection is closed"), without a new
+    connection being made."""
+    import psycopg
+
+    from reconciler.state import StateError
+
+    store = open_store(pg_dsn)
+    sync_pid = store._conn.info.backend_pid  # type: ignore[attr-defined]
+
+    async def main() -> list[str]:
+        async with store.writes() as writes:
+            await writes.commit([OpenEntry(KEY, "create", {})])
+            with psycopg.connect(pg_dsn, autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                    "datname = current_database() AND application_name = 'reconciler' "
+                    "AND pid <> %s",
+                    (sync_pid,),
+                )
+            said = []
+            for _ in range(3):
+                with pytest.raises(StateError) as caught:
+                    await writes.commit([OpenEntry(KEY, "update", {})])
+                said.append(str(caught.value))
+            return said
+
+    try:
+        said = asyncio.run(main())
+    finally:
+        store.close()
+    assert len(set(said)) == 1, said
+    assert "the connection is closed" not in said[0], said
+
+
+def test_psycopgs_word_on_a_pipeline_it_had_to_drop_is_not_repeated() -> None:
+    import logging
+
+    import reconciler.state.postgres  # noqa: F401 - installs the filter
+
+    kept: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            kept.append(record.getMessage())
+
+    logger = logging.getLogger("psycopg")
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        logger.warning("error ignored terminating %r: the connection is lost", "<AsyncPipeline>")
+        logger.warning("something else")
+    finally:
+        logger.removeHandler(handler)
+    assert kept == ["something else"]

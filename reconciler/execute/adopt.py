@@ -27,8 +27,8 @@ async def adopt_existing(ctx: Context, attempt: Attempt, live: LiveDeployment) -
     """A create answered 409 and the namesake is not going away: verify it, then take it."""
     desired = attempt.wanted()
     ctx.emit(attempt, Phase.ADOPTING, "exists already: adopting")
-    changes = diff(desired.spec.body(), live.spec_view, sensitive=desired.sensitive_paths)
-    body = desired.spec.body()
+    changes = diff(desired.body(), live.spec_view, sensitive=desired.sensitive_paths)
+    body = desired.body()
     steps = patch.steps(patch_fields(tuple(changes)), body, live.spec_view)
     tasks = await send_steps(ctx, attempt, steps)
     await finish(ctx, attempt, tasks)

@@ -23,7 +23,7 @@ CREATE_ATTEMPTS = 8  # creates of one name, each after a 409 from a namesake tha
 
 async def create(ctx: Context, attempt: Attempt) -> None:
     key = attempt.key
-    body = {"name": key.name, **attempt.wanted().spec.body()}
+    body = {"name": key.name, **attempt.wanted().body()}
 
     async def check(error: ApiError) -> list[str] | _NotApplied:
         return [] if await ctx.find(attempt) is not None else NOT_APPLIED

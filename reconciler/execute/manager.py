@@ -20,7 +20,7 @@ from ..clock import REAL, Clock
 from ..errors import ApiError
 from ..model import DeploymentKey, DesiredDeployment, RecordOutcome
 from ..plan import Action, Change, Plan
-from ..state import StateStore
+from ..state import StateError, StateStore
 from ..textsafe import escape
 from .adopt import adopt
 from .context import Attempt, Context
@@ -119,7 +119,10 @@ class Executor:
         intent = Intent.of(
             change.fields, desired, self.store.hash_value, self.revision, self.options.wait
         )
-        entry = await ctx.writer.open(change.key, change.action.value, intent)
+        try:
+            entry = await ctx.writer.open(change.key, change.action.value, intent)
+        except StateError as exc:  # nothing is sent that is not journaled first
+            return self._unjournaled(change, started, exc)
         attempt = Attempt(change, desired, entry, started + self.options.timeout)
         attempt.applied = intent.record
         try:
@@ -135,6 +138,8 @@ class Executor:
             result, error = exc.result, exc.message
         except ApiError as exc:
             result, error = Result.FAILED, str(exc)
+        except StateError as exc:  # a journal or record write: the next apply resumes it
+            result, error = Result.FAILED, f"the state store failed: {exc}"
         except Exception as exc:  # a bug in one action must not lose the others' outcomes
             log.exception("%s of %s failed unexpectedly", change.action.value, change.key)
             result, error = Result.FAILED, f"internal error: {type(exc).__name__}: {exc}"
@@ -142,7 +147,11 @@ class Executor:
         if result is not Result.CONVERGED and change.action is not Action.DELETE:
             error = await with_logs(ctx, change.key, error)
         error = ctx.redact(error)
-        await self._close(ctx, attempt, result, error)
+        try:
+            await self._close(ctx, attempt, result, error)
+        except StateError as exc:  # the journal keeps it open: the next apply settles it
+            error = f"{error}; its result was not recorded: {exc}" if error else str(exc)
+            result = Result.FAILED if result is Result.CONVERGED else result
         outcome = Outcome(
             change.key,
             change.action,
@@ -152,6 +161,15 @@ class Executor:
             self.clock.monotonic() - started,
         )
         ctx.emit(attempt, Phase(result.value), error, outcome=outcome)
+        return outcome
+
+    def _unjournaled(self, change: Change, started: float, exc: StateError) -> Outcome:
+        """The outcome of an action whose intent could not be journaled: never sent."""
+        error = f"not sent: its journal entry could not be written: {exc}"
+        outcome = Outcome(
+            change.key, change.action, Result.FAILED, (), error, self.clock.monotonic() - started
+        )
+        self.report(Event(change.key, change.action, Phase.FAILED, error, outcome=outcome))
         return outcome
 
     async def _close(self, ctx: Context, attempt: Attempt, result: Result, error: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -57,7 +57,6 @@ class Entry:
     deadline: float | None = None
     since: float = 0.0  # wall time it registered: a task was created before this
     errors: int = 0
-    last: Any = field(default=None)
 
     @property
     def group(self) -> Group:

@@ -228,7 +228,6 @@ class Watcher:
         if entry.future.done():
             return
         entry.errors = 0
-        entry.last = value
         try:
             finished = entry.update(value)
         except Exception as exc:  # a waiter's predicate failed: fail that waiter only

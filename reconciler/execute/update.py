@@ -42,7 +42,7 @@ async def send_steps(ctx: Context, attempt: Attempt, steps: patches.Steps) -> li
 
 async def patch(ctx: Context, attempt: Attempt, fields: Sequence[str]) -> list[str]:
     desired = attempt.wanted()
-    body = desired.spec.body()
+    body = desired.body()
     changes = patches.body(body, fields)
     key = attempt.key
 

@@ -52,13 +52,20 @@ class StateWriter:
         return await future
 
     async def _drained(self) -> None:
-        """Commit the queue until it is empty; queued while a commit runs joins the next."""
+        """Commit the queue until it is empty; queued while a commit runs joins the next.
+
+        Should this task itself be cancelled, no caller is left waiting: every write it had
+        not answered is cancelled with it."""
+        waiting: list[Waiting] = []
         try:
             while self._queue:
                 waiting, self._queue = self._queue, []
                 await self._commit(waiting)
         finally:
             self._drain = None
+            for _, future in waiting + self._queue:
+                if not future.done():
+                    future.cancel()
 
     async def _commit(self, waiting: list[Waiting]) -> None:
         try:

@@ -28,6 +28,7 @@ turns on the connection, one statement or transaction at a time.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
@@ -48,6 +49,15 @@ from .writes import Answer, OpenEntry, Write, Writes, answer, session_closed, st
 
 if TYPE_CHECKING:
     import psycopg
+
+
+def _not_a_pipeline_left_behind(record: logging.LogRecord) -> bool:
+    """psycopg logs "error ignored terminating <AsyncPipeline [BAD]>" when a batch's connection
+    is lost; the write's own error says so already, once, with the URL (without its password)."""
+    return not record.getMessage().startswith("error ignored terminating")
+
+
+logging.getLogger("psycopg").addFilter(_not_a_pipeline_left_behind)
 
 SCHEMA = "reconciler"
 LOCK_CLASS = 0x52454331  # advisory locks are (class, object) pairs; ours all use this class
@@ -321,12 +331,15 @@ class _AsyncWrites:
         self._store = store
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._closed = False
+        self._broken: StateError | None = None  # what ended the connection, said again after
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         import psycopg
 
         if self._closed:  # never connect anew: the apply (and its lock) may be gone
             raise session_closed(self._store)
+        if self._broken is not None:  # nor after losing it: later writes fail with its cause
+            raise self._broken
         if self._conn is None:
             store = self._store
             conn = await psycopg.AsyncConnection.connect(
@@ -366,7 +379,10 @@ class _AsyncWrites:
         except psycopg.errors.RaiseException as exc:  # `_still_locked`'s, without its context
             raise StateError(f"{store.url}: {exc.diag.message_primary}") from None
         except psycopg.Error as exc:
-            raise StateError(f"{store.url}: {store._scrub(exc)}") from None
+            error = StateError(f"{store.url}: {store._scrub(exc)}")
+            if self._conn is not None and self._conn.broken:
+                self._broken = error
+            raise error from None
 
     async def close(self) -> None:
         self._closed = True
