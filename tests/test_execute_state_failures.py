@@ -87,3 +87,24 @@ async def test_a_result_that_cannot_be_recorded_fails_and_stays_open(tmp_path: P
         assert result is Result.FAILED
         assert "its result was not recorded" in error or "connection lost" in error
     assert open_entries == ["one-svc", "two-svc"]  # the next apply settles them from their tasks
+
+
+async def test_a_sqlite_file_that_cannot_be_written_fails_every_action_unsent(
+    tmp_path: Path,
+) -> None:
+    """A real SQLite failure (here: the connection made read-only) is a StateError naming the
+    file, so each action fails alone and nothing is sent."""
+    for name in ("one-svc", "two-svc"):
+        (tmp_path / f"{name}.yaml").write_text(manifest(name))
+    store = Refusing(tmp_path / "state.db")
+    store.no_intent = ""
+    store._db.execute("PRAGMA query_only = 1")
+    api = FakeApi()
+    try:
+        outcomes = await run(tmp_path, store, api)
+    finally:
+        store.close()
+    for result, error in outcomes.values():
+        assert result is Result.FAILED
+        assert "not sent" in error and "state.db" in error and "readonly" in error
+    assert [c for c in api.calls if c[0] == "create_deployment"] == []

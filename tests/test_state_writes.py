@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from reconciler.model import DeploymentKey, Record
-from reconciler.state import open_store
+from reconciler.state import StateError, open_store
 from reconciler.state.writes import CloseEntry, EntryTasks, Forget, OpenEntry, SaveRecord
 from reconciler.statekey import ENV_KEY
 
@@ -54,8 +54,9 @@ def test_a_batch_with_a_write_that_fails_leaves_nothing_of_itself(state_location
     store = open_store(state_location)
     try:
         bad = Record(key=DeploymentKey(1, None), last_applied={}, applied_at=1.0, outcome="x")  # type: ignore[arg-type]
-        with pytest.raises(Exception):  # noqa: B017 - each backend names its constraint its way
+        with pytest.raises(StateError) as caught:  # each backend names its constraint its way
             store.write([OpenEntry(KEY, "create", {}), SaveRecord(record()), SaveRecord(bad)])
+        assert "null" in str(caught.value).lower()
         assert store.unfinished() == []
         assert store.records() == {}
         store.journal_intent(KEY, "create", {})  # the store goes on working

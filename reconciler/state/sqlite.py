@@ -24,6 +24,7 @@ from ..statekey import Hasher, KeyMaterial, KeySource
 from .contract import SPEC_PARTS, LockHolder, StateError
 from .schema import SQLITE, VERSION_1
 from .sql import Row, Run, SqlStateStore
+from .writes import Answer, Write
 
 MIGRATIONS: tuple[str, ...] = (SQLITE(VERSION_1),)
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -89,6 +90,15 @@ class SqliteStateStore(SqlStateStore):
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return self._run(sql, params)
+
+    def write(self, batch: Sequence[Write]) -> list[Answer]:
+        """As `SqlStateStore.write`; a failure (a full disk, an I/O error, a broken constraint)
+        is a `StateError` naming the file, as PostgreSQL's are, so the executor makes it the
+        action's outcome."""
+        try:
+            return super().write(batch)
+        except sqlite3.Error as exc:
+            raise StateError(f"{self.path}: {exc}") from None
 
     @contextmanager
     def _tx(self) -> Iterator[Run]:
