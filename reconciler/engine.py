@@ -97,8 +97,8 @@ async def plan_against(
     secrets with the hasher `empty_state_hasher` makes, when given (`statekey.no_state_hasher`,
     derived only then: with RECONCILER_STATE_KEY it costs a PBKDF2): a plan made
     where no state exists yet is then checked alike by an apply that has just created it."""
-    # kept compact: the decoded records are freed before the live listing needs the room
-    records = {k: r.compacted() for k, r in (await offloop(store, store.records)).items()}
+    # kept compact, as the store's rows hold them: never all decoded at once
+    records = await offloop(store, lambda: store.records(compact=True))
     fingerprint_hasher = empty_state_hasher() if empty_state_hasher and not records else None
     projects = {d.key.project_id for d in desired} | {k.project_id for k in records}
     live = await fetch_live(api, projects, compact=True)

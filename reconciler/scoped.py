@@ -36,8 +36,9 @@ class ScopedStore:
         """The store this view limits (what object records open from)."""
         return self._store
 
-    def records(self) -> dict[DeploymentKey, Record]:
-        return {k: r for k, r in self._store.records().items() if k.project_id in self.projects}
+    def records(self, *, compact: bool = False) -> dict[DeploymentKey, Record]:
+        mine = self._store.records(compact=compact)
+        return {k: r for k, r in mine.items() if k.project_id in self.projects}
 
     def unfinished(self) -> list[JournalEntry]:
         return [e for e in self._store.unfinished() if e.key.project_id in self.projects]

@@ -308,3 +308,32 @@ def test_object_records_round_trip_beside_the_deployments(state_location: str) -
     assert again.records() == {}  # deployments and objects are apart
     objects.close()
     again.close()
+
+
+def test_compact_records_are_the_records_kept_as_their_text(state_location: str) -> None:
+    """`records(compact=True)` (what a plan keeps) reads as `records()` does, key order of each
+    body included, without decoding any body until it is read."""
+    from reconciler.model import JsonText
+
+    store = open_store(state_location)
+    try:
+        for name in ("web-a", "web-b"):
+            store.save_record(
+                Record(
+                    key=DeploymentKey(1, name),
+                    last_applied={"image": "x", "envs": {"Z": "1", "A": store.hash_value("s")}},
+                    applied_at=2.0,
+                    outcome="converged",
+                    sensitive_paths=frozenset({("envs", "A")}),
+                    labels={"team": "a"},
+                )
+            )
+        plain, compact = store.records(), store.records(compact=True)
+        assert compact == plain
+        for key, record in compact.items():
+            assert isinstance(record.last_applied, JsonText)
+            opened = record.opened().last_applied
+            assert list(opened) == list(plain[key].last_applied)
+            assert list(opened["envs"]) == list(plain[key].last_applied["envs"])
+    finally:
+        store.close()

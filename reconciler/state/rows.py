@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any, TypedDict
 
 from ..kinds import Kind, ObjectKey
-from ..model import DeploymentKey, Record, RecordOutcome, SpecPath
+from ..model import DeploymentKey, JsonText, Record, RecordOutcome, SpecPath
 from ..objects_plan import ObjectRecord
 from .contract import JournalEntry
 
@@ -120,9 +120,14 @@ def record_of(row: Sequence[Any], last_applied: Mapping[str, Any] | None = None)
     )
 
 
-def records_of(rows: Sequence[Sequence[Any]]) -> list[Record]:
+def records_of(rows: Sequence[Sequence[Any]], *, compact: bool = False) -> list[Record]:
     """Many records at once: their bodies are decoded as one JSON array, so the field names
-    they share are one string each, not one per record (91 MB -> 79 MB for 10,000)."""
+    they share are one string each, not one per record (91 MB -> 79 MB for 10,000).
+
+    `compact`: each body stays the JSON text the row holds (`JsonText`, decoded on use), and
+    none is decoded here: what a plan of thousands keeps (`Record.compacted`)."""
+    if compact:
+        return [record_of(row, JsonText(row[2])) for row in rows]
     bodies = json.loads("[" + ",".join(row[2] for row in rows) + "]") if rows else []
     return [record_of(row, body) for row, body in zip(rows, bodies, strict=True)]
 

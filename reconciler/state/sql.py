@@ -170,11 +170,11 @@ class SqlStateStore(ABC):
 
     # -- records -----------------------------------------------------------------------------
 
-    def records(self) -> dict[DeploymentKey, Record]:
+    def records(self, *, compact: bool = False) -> dict[DeploymentKey, Record]:
         rows = self._rows(
             f"SELECT {columns(RECORD_COLUMNS)} FROM deployments ORDER BY project_id, name"
         )
-        return {record.key: record for record in records_of(rows)}
+        return {record.key: record for record in records_of(rows, compact=compact)}
 
     def save_record(self, record: Record) -> None:
         self.write([SaveRecord(record)])
