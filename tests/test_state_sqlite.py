@@ -208,3 +208,31 @@ def test_the_no_state_hasher_is_keyed_by_what_plan_and_apply_both_have() -> None
         "s3cret"
     )
     assert no_state_hasher(None, env={}).source is KeySource.NONE  # the simulator, no key
+
+
+def test_a_lock_that_cannot_be_released_is_a_state_error_and_the_file_is_still_closed(
+    tmp_path: Path,
+) -> None:
+    """A full disk at the end of an apply: releasing the lock is a write that fails. It is a
+    one-line StateError naming the file (not sqlite3's own error, a traceback on the CLI), and
+    the connection is closed all the same."""
+    path = tmp_path / "state.db"
+    store = SqliteStateStore(path)
+    store.acquire_lock()
+    store._db.execute("PRAGMA query_only = 1")  # as a file that can no longer be written
+    with pytest.raises(StateError, match=r"state\.db: .*readonly"):
+        store.close()
+    with pytest.raises(sqlite3.ProgrammingError):  # closed
+        store._db.execute("SELECT 1")
+
+
+def test_a_lock_that_cannot_be_written_is_a_state_error(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = SqliteStateStore(path)
+    store._db.execute("PRAGMA query_only = 1")
+    try:
+        with pytest.raises(StateError, match=r"state\.db: .*readonly"):
+            store.acquire_lock(timeout=0)
+    finally:
+        store._db.execute("PRAGMA query_only = 0")
+        store.close()

@@ -24,7 +24,6 @@ from ..statekey import Hasher, KeyMaterial, KeySource
 from .contract import SPEC_PARTS, LockHolder, StateError
 from .schema import SQLITE, VERSION_1
 from .sql import Row, Run, SqlStateStore
-from .writes import Answer, Write
 
 MIGRATIONS: tuple[str, ...] = (SQLITE(VERSION_1),)
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -91,24 +90,24 @@ class SqliteStateStore(SqlStateStore):
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return self._run(sql, params)
 
-    def write(self, batch: Sequence[Write]) -> list[Answer]:
-        """As `SqlStateStore.write`; a failure (a full disk, an I/O error, a broken constraint)
-        is a `StateError` naming the file, as PostgreSQL's are, so the executor makes it the
-        action's outcome."""
-        try:
-            return super().write(batch)
-        except sqlite3.Error as exc:
-            raise StateError(f"{self.path}: {exc}") from None
-
     @contextmanager
     def _tx(self) -> Iterator[Run]:
-        self._db.execute("BEGIN IMMEDIATE")
+        """One write transaction. A failure (a full disk, an I/O error, a read-only file, a
+        broken constraint) is a `StateError` naming the file, as PostgreSQL's are: the executor
+        makes a journal or record write's its action's outcome, and the lock's (taken or let go
+        at either end of an apply) is the CLI's one-line error. A transaction a failed statement
+        or COMMIT left open is rolled back, so the next write is not refused for it."""
         try:
-            yield self._run
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._run
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StateError(f"{self.path}: {exc}") from None
 
     # -- schema ------------------------------------------------------------------------------
 
@@ -169,8 +168,10 @@ class SqliteStateStore(SqlStateStore):
         return bool(self._rows("PRAGMA integrity_check")[0][0] == "ok")
 
     def close(self) -> None:
-        self.release_lock()
-        self._db.close()
+        try:
+            self.release_lock()
+        finally:
+            self._db.close()
 
     # -- the apply lock ----------------------------------------------------------------------
 
