@@ -158,3 +158,38 @@ def test_a_cancelled_drain_leaves_no_caller_waiting() -> None:
         return [f.cancelled() for f in (first, second)]
 
     assert asyncio.run(main()) == [True, True]
+
+
+def test_a_write_cancelled_with_its_drain_is_never_committed_later() -> None:
+    """A queued write its caller was told is cancelled stays unwritten: the next drain (the
+    next write after) commits its own writes only, not the cancelled ones left in the queue."""
+
+    class StuckOnce:
+        def __init__(self) -> None:
+            self.batches: list[list[Write]] = []
+            self.stuck = True
+
+        async def commit(self, batch: Sequence[Write]) -> list[Answer]:
+            if self.stuck:
+                self.stuck = False
+                await asyncio.Event().wait()  # a server that never answers
+            self.batches.append(list(batch))
+            return [None for _ in batch]
+
+    writes = StuckOnce()
+    writer = StateWriter(writes)
+
+    async def main() -> list[bool]:
+        first = asyncio.ensure_future(writer.write(CloseEntry(1, "converged")))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the drain is committing the first
+        second = asyncio.ensure_future(writer.write(CloseEntry(2, "converged")))
+        await asyncio.sleep(0)
+        assert writer._drain is not None
+        writer._drain.cancel()
+        await asyncio.wait({first, second}, timeout=5)
+        await writer.write(CloseEntry(3, "converged"))
+        return [f.cancelled() for f in (first, second)]
+
+    assert asyncio.run(main()) == [True, True]
+    assert writes.batches == [[CloseEntry(3, "converged")]]  # not the cancelled second's

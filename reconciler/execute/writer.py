@@ -63,7 +63,8 @@ class StateWriter:
                 await self._commit(waiting)
         finally:
             self._drain = None
-            for _, future in waiting + self._queue:
+            queued, self._queue = self._queue, []  # cancelled: never committed by the next
+            for _, future in waiting + queued:
                 if not future.done():
                     future.cancel()
 
