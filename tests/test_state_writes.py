@@ -394,3 +394,44 @@ def test_psycopgs_word_on_a_pipeline_it_had_to_drop_is_not_repeated() -> None:
     finally:
         logger.removeHandler(handler)
     assert kept == ["something else"]
+
+
+@pytest.mark.slow
+def test_a_postgresql_session_that_cannot_connect_tries_once_per_apply(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server stops answering between the apply's lock and its first write. A batch that
+    fails is tried again caller by caller (`StateWriter`), and each try connected anew: with
+    the server gone silent, `connect_timeout` seconds per action, one action after another (a
+    thousand creates: hours). The session keeps the failed connect's error, as it keeps a lost
+    connection's, and every later write says it at once."""
+    import psycopg
+
+    from reconciler.execute.writer import StateWriter
+
+    tries: list[int] = []
+
+    async def unreachable(*args: Any, **kwargs: Any) -> psycopg.AsyncConnection[Any]:
+        tries.append(1)
+        raise psycopg.OperationalError("connection timeout expired")
+
+    store = open_store(pg_dsn)
+    monkeypatch.setattr(psycopg.AsyncConnection, "connect", unreachable)
+
+    async def main() -> list[BaseException | list[Any]]:
+        async with store.writes() as writes:
+            writer = StateWriter(writes)
+            keys = [DeploymentKey(1, f"d{n}") for n in range(3)]
+            return await asyncio.gather(
+                *(writer.write(OpenEntry(k, "create", {})) for k in keys),
+                return_exceptions=True,
+            )
+
+    try:
+        answers = asyncio.run(main())
+    finally:
+        store.close()
+    assert len(tries) == 1
+    for one in answers:
+        assert isinstance(one, StateError)
+        assert "connection timeout expired" in str(one)

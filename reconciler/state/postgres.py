@@ -342,12 +342,16 @@ class _AsyncWrites:
             raise self._broken
         if self._conn is None:
             store = self._store
-            conn = await psycopg.AsyncConnection.connect(
-                store._conninfo,
-                autocommit=True,
-                connect_timeout=store._connect_timeout,
-                application_name="reconciler",
-            )
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    store._conninfo,
+                    autocommit=True,
+                    connect_timeout=store._connect_timeout,
+                    application_name="reconciler",
+                )
+            except psycopg.Error as exc:  # kept too: not `connect_timeout` again per caller
+                self._broken = StateError(f"{store.url}: cannot connect ({store._scrub(exc)})")
+                raise self._broken from None
             try:
                 await conn.execute(f"SET search_path TO {SCHEMA}")
                 if self._closed:  # the session closed while this connected
