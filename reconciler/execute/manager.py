@@ -150,7 +150,8 @@ class Executor:
         try:
             await self._close(ctx, attempt, result, error)
         except StateError as exc:  # the journal keeps it open: the next apply settles it
-            error = f"{error}; its result was not recorded: {exc}" if error else str(exc)
+            unrecorded = f"its result was not recorded: {exc}"
+            error = f"{error}; {unrecorded}" if error else f"{result.value}, but {unrecorded}"
             result = Result.FAILED if result is Result.CONVERGED else result
         outcome = Outcome(
             change.key,
