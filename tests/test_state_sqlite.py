@@ -236,3 +236,11 @@ def test_a_lock_that_cannot_be_written_is_a_state_error(tmp_path: Path) -> None:
     finally:
         store._db.execute("PRAGMA query_only = 0")
         store.close()
+
+
+def test_a_state_file_that_cannot_be_created_is_a_state_error(tmp_path: Path) -> None:
+    """`--state notes.txt/state.db`, or a folder that is not ours: a one-line error naming the
+    file, not the OSError's traceback."""
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    with pytest.raises(StateError, match=r"notes\.txt/state\.db: cannot open .*Not a directory"):
+        SqliteStateStore(tmp_path / "notes.txt" / "state.db")

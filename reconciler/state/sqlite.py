@@ -66,6 +66,10 @@ class SqliteStateStore(SqlStateStore):
         self._key = key or statekey.from_env()
         try:
             private_file(self.path)
+        except OSError as exc:  # a parent that is a file, a folder that is not ours
+            why = exc.strerror or exc
+            raise StateError(f"{self.path}: cannot open the state file ({why})") from None
+        try:
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
