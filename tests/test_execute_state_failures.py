@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
+
 from reconciler.engine import fetch_live
 from reconciler.execute import ApplyOptions, Executor, Result
 from reconciler.manifests import load_desired
@@ -109,3 +111,34 @@ async def test_a_sqlite_file_that_cannot_be_written_fails_every_action_unsent(
         assert result is Result.FAILED
         assert "not sent" in error and "state.db" in error and "readonly" in error
     assert [c for c in api.calls if c[0] == "create_deployment"] == []
+
+
+async def test_an_unrecorded_failure_says_so_before_its_log_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed action's message ends in its pods' last log lines: that its result could not
+    be written belongs to the message, not to the last log line."""
+    from reconciler.errors import ApiError
+    from reconciler.execute import manager
+
+    async def with_logs(ctx: object, key: object, message: str) -> str:
+        return f"{message}\nlast 1 log line(s):\n  t0 pod-0 Listening on 0.0.0.0:80"
+
+    monkeypatch.setattr(manager, "with_logs", with_logs)
+    (tmp_path / "one-svc.yaml").write_text(manifest("one-svc"))
+    store = Refusing(tmp_path / "state.db")
+    store.no_intent = ""
+    store.refuse_results = True
+    api = FakeApi()
+    api.fail["create_deployment"].append(ApiError("refused", method="POST", path="/deployments"))
+    try:
+        outcomes = await run(tmp_path, store, api)
+    finally:
+        store.close()
+    result, error = outcomes["one-svc"]
+    assert result is Result.FAILED
+    assert error.splitlines() == [
+        "refused; its result was not recorded: connection lost",
+        "last 1 log line(s):",
+        "  t0 pod-0 Listening on 0.0.0.0:80",
+    ]

@@ -151,7 +151,12 @@ class Executor:
             await self._close(ctx, attempt, result, error)
         except StateError as exc:  # the journal keeps it open: the next apply settles it
             unrecorded = f"its result was not recorded: {exc}"
-            error = f"{error}; {unrecorded}" if error else f"{result.value}, but {unrecorded}"
+            first, newline, logs = error.partition("\n")  # the pods' log lines come last
+            error = (
+                f"{first}; {unrecorded}{newline}{logs}"
+                if error
+                else f"{result.value}, but {unrecorded}"
+            )
             result = Result.FAILED if result is Result.CONVERGED else result
         outcome = Outcome(
             change.key,
