@@ -7,7 +7,9 @@ any other unfinished entry is closed, as the fresh plan re-reads live state anyw
 
 Resume goes through the same request slots as the apply (`parallelism`), and settles each entry
 on its own: one that cannot be settled now (its read or poll ran out of retries) stays in the
-journal for the next apply, and the others proceed. Nothing here aborts the apply.
+journal for the next apply, and the others proceed. Only a state store that cannot be written
+aborts the apply here: its StateError leaves `resume` before anything is planned or sent, and
+the CLI says it in one line.
 """
 
 from __future__ import annotations
