@@ -26,6 +26,7 @@ class Refusing(SqliteStateStore):
 
     no_intent = "bad-svc"
     refuse_results = False
+    why = "disk full"
 
     @asynccontextmanager
     async def writes(self) -> AsyncIterator[Writes]:
@@ -36,7 +37,7 @@ class Refusing(SqliteStateStore):
                 async def commit(self, batch: Sequence[Write]) -> list[Answer]:
                     for one in batch:
                         if isinstance(one, OpenEntry) and one.key.name == store.no_intent:
-                            raise StateError("disk full")
+                            raise StateError(store.why)
                         if isinstance(one, CloseEntry) and store.refuse_results:
                             raise StateError("connection lost")
                     return await inner.commit(batch)
@@ -142,3 +143,18 @@ async def test_an_unrecorded_failure_says_so_before_its_log_lines(
         "last 1 log line(s):",
         "  t0 pod-0 Listening on 0.0.0.0:80",
     ]
+
+
+async def test_a_state_error_reaches_the_outcome_escaped(tmp_path: Path) -> None:
+    """A state store's words (a driver's message) go through the same escaping as the API's:
+    no raw escape sequence or line break reaches a terminal or a CI log."""
+    (tmp_path / "bad-svc.yaml").write_text(manifest("bad-svc"))
+    store = Refusing(tmp_path / "state.db")
+    store.why = "disk \x1b[31mfull\n::error::forged"
+    try:
+        outcomes = await run(tmp_path, store, FakeApi())
+    finally:
+        store.close()
+    result, error = outcomes["bad-svc"]
+    assert result is Result.FAILED
+    assert "\x1b" not in error and "\n" not in error and "full" in error

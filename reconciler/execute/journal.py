@@ -165,7 +165,9 @@ class Entry:
 
 
 class Journal:
-    """The journal of one state store."""
+    """The journal of one state store, typed, for synchronous callers: reading what is
+    unfinished, and writing one entry at a time (tests set up interrupted runs with it). The
+    executor writes through `writer.StateWriter`, which commits many entries together."""
 
     def __init__(self, store: StateStore) -> None:
         self.store = store

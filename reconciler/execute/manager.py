@@ -122,7 +122,7 @@ class Executor:
         try:
             entry = await ctx.writer.open(change.key, change.action.value, intent)
         except StateError as exc:  # nothing is sent that is not journaled first
-            return self._unjournaled(change, started, exc)
+            return self._unjournaled(ctx, change, started, exc)
         attempt = Attempt(change, desired, entry, started + self.options.timeout)
         attempt.applied = intent.record
         try:
@@ -150,7 +150,7 @@ class Executor:
         try:
             await self._close(ctx, attempt, result, error)
         except StateError as exc:  # the journal keeps it open: the next apply settles it
-            unrecorded = f"its result was not recorded: {exc}"
+            unrecorded = escape(ctx.redact(f"its result was not recorded: {exc}"))
             first, newline, logs = error.partition("\n")  # the pods' log lines come last
             error = (
                 f"{first}; {unrecorded}{newline}{logs}"
@@ -169,9 +169,11 @@ class Executor:
         ctx.emit(attempt, Phase(result.value), error, outcome=outcome)
         return outcome
 
-    def _unjournaled(self, change: Change, started: float, exc: StateError) -> Outcome:
+    def _unjournaled(
+        self, ctx: Context, change: Change, started: float, exc: StateError
+    ) -> Outcome:
         """The outcome of an action whose intent could not be journaled: never sent."""
-        error = f"not sent: its journal entry could not be written: {exc}"
+        error = escape(ctx.redact(f"not sent: its journal entry could not be written: {exc}"))
         outcome = Outcome(
             change.key, change.action, Result.FAILED, (), error, self.clock.monotonic() - started
         )

@@ -96,7 +96,7 @@ class StateWriter:
     ) -> None:
         """The task IDs, and with them the record claiming ownership (one transaction)."""
         tasks = EntryTasks(entry_id, tuple(task_ids))
-        await self.write(tasks) if record is None else await self.write(tasks, SaveRecord(record))
+        await self.write(*((tasks,) if record is None else (tasks, SaveRecord(record))))
 
     async def close(self, entry_id: int, result: JournalResult, message: str = "") -> None:
         await self.write(CloseEntry(entry_id, result.value, message))

@@ -247,11 +247,8 @@ class PostgresStateStore(SqlStateStore):
     def holder(self) -> LockHolder | None:
         """Who holds the apply lock, if its backend really holds it now."""
         rows = self._rows(
-            "SELECT l.pid, l.host, l.since FROM lock l JOIN pg_locks k "
-            "ON k.locktype = 'advisory' AND k.granted AND k.pid = l.backend_pid "
-            "AND k.classid::bigint = ? AND k.objid::bigint = ? AND k.objsubid = 2 "
-            "WHERE l.id = 1",
-            (LOCK_CLASS, APPLY_LOCK),
+            f"SELECT l.pid, l.host, l.since FROM lock l JOIN pg_locks k "
+            f"ON {_holds_apply_lock('l.backend_pid')} WHERE l.id = 1"
         )
         return LockHolder(*rows[0]) if rows else None
 
@@ -279,9 +276,8 @@ class PostgresStateStore(SqlStateStore):
             if self._shared:
                 run(
                     "DELETE FROM lock WHERE id = 1 AND NOT EXISTS (SELECT 1 FROM pg_locks k "
-                    "WHERE k.locktype = 'advisory' AND k.granted AND k.pid = lock.backend_pid "
-                    "AND k.classid::bigint = ? AND k.objid::bigint = ? AND k.objsubid = 2)",
-                    (LOCK_CLASS, APPLY_LOCK),
+                    f"WHERE {_holds_apply_lock('lock.backend_pid')})",
+                    (),
                 )
             else:
                 run("DELETE FROM lock WHERE id = 1", ())
@@ -317,10 +313,19 @@ def _still_locked(backend_pid: int) -> str:
     own, and a lock session that ended (terminated, timed out) without the process has let
     another apply in. Checked in each batch's transaction, so nothing is written after."""
     return (
-        "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_locks k WHERE k.locktype = 'advisory' "
-        f"AND k.granted AND k.pid = {int(backend_pid)} AND k.classid::bigint = {LOCK_CLASS} "
-        f"AND k.objid::bigint = {APPLY_LOCK} AND k.objsubid = 2) THEN RAISE EXCEPTION "
+        "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_locks k WHERE "
+        f"{_holds_apply_lock(str(int(backend_pid)))}) THEN RAISE EXCEPTION "
         "'the apply lock was lost: its session ended'; END IF; END$$"
+    )
+
+
+def _holds_apply_lock(backend: str) -> str:
+    """SQL: the `pg_locks k` row shows the backend `backend` (a column or a number) holding the
+    apply lock, shared or alone (`objsubid = 2`: a lock taken with two int4 keys)."""
+    return (
+        f"k.locktype = 'advisory' AND k.granted AND k.pid = {backend} "
+        f"AND k.classid::bigint = {LOCK_CLASS} AND k.objid::bigint = {APPLY_LOCK} "
+        "AND k.objsubid = 2"
     )
 
 
